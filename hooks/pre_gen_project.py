@@ -1,0 +1,119 @@
+"""Validate every answer before cookiecutter writes a single file.
+
+cookiecutter renders this script with Jinja before running it. The answers are
+embedded as JSON (``tojson`` escapes every quote, so the raw string below can
+never be closed early) and parsed as data: a quote, backslash or newline in an
+answer cannot change what this script does.
+
+A bad answer prints one line, ``ERROR: <field>: <rule>``, and exits 1;
+cookiecutter then removes the (still empty) project directory.
+"""
+
+import builtins
+import json
+import keyword
+import re
+import sys
+
+ANSWERS = json.loads(r'{{ cookiecutter | tojson }}')
+CHOICES = json.loads(r'{{ _cookiecutter | tojson }}')
+
+SLUG = re.compile(r"[a-z][a-z0-9]*(-[a-z0-9]+)*")
+PACKAGE = re.compile(r"[a-z_][a-z0-9_]*")
+EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+# Names the generated project imports; a package called like one of them would
+# shadow it on sys.path and break the app in confusing ways.
+DEPENDENCIES = {
+    "fastapi", "starlette", "uvicorn", "pydantic", "pydantic_settings", "websockets",
+    "wsproto", "httpx", "pytest", "anyio", "tests", "src", "benchmarks", "scripts",
+}  # fmt: skip
+
+MAX_LENGTH = {
+    "project_name": 100,
+    "project_slug": 64,
+    "package_name": 64,
+    "description": 300,
+    "author_name": 100,
+    "author_email": 254,
+}
+
+
+def check_text(field: str, value: str) -> str | None:
+    if not value.strip():
+        return "must not be empty"
+    if value != value.strip():
+        return "must not start or end with whitespace"
+    if CONTROL.search(value):
+        return "must be a single line without control characters"
+    if len(value) > MAX_LENGTH[field]:
+        return f"must be at most {MAX_LENGTH[field]} characters"
+    return None
+
+
+def check_slug(value: str) -> str | None:
+    if not SLUG.fullmatch(value):
+        return (
+            f"{value!r} must be lowercase ASCII letters, digits and single hyphens, "
+            "starting with a letter (e.g. websocket-gatekeeper)"
+        )
+    return None
+
+
+def check_package(value: str) -> str | None:
+    if not PACKAGE.fullmatch(value):
+        return (
+            f"{value!r} must be a lowercase ASCII Python identifier: letters, digits "
+            "and underscores, not starting with a digit (e.g. websocket_gatekeeper)"
+        )
+    if keyword.iskeyword(value) or keyword.issoftkeyword(value):
+        return f"{value!r} is a Python keyword"
+    if value in sys.stdlib_module_names or hasattr(builtins, value):
+        return f"{value!r} would shadow the Python standard library or a builtin"
+    if value in DEPENDENCIES:
+        return f"{value!r} would shadow a module the generated project uses"
+    return None
+
+
+def check_email(value: str) -> str | None:
+    if not EMAIL.fullmatch(value):
+        return f"{value!r} must look like name@example.com"
+    return None
+
+
+def check_choice(field: str, value: str) -> str | None:
+    allowed = CHOICES[field]
+    if value not in allowed:
+        return f"{value!r} is not supported; choose one of: {', '.join(allowed)}"
+    return None
+
+
+def problems(answers: dict[str, str]) -> list[tuple[str, str]]:
+    checks = [
+        ("project_name", check_text("project_name", answers["project_name"])),
+        ("project_slug", check_text("project_slug", answers["project_slug"])),
+        ("project_slug", check_slug(answers["project_slug"])),
+        ("package_name", check_text("package_name", answers["package_name"])),
+        ("package_name", check_package(answers["package_name"])),
+        ("description", check_text("description", answers["description"])),
+        ("author_name", check_text("author_name", answers["author_name"])),
+        ("author_email", check_text("author_email", answers["author_email"])),
+        ("author_email", check_email(answers["author_email"])),
+        ("python_version", check_choice("python_version", answers["python_version"])),
+        ("rejection_strategy", check_choice("rejection_strategy", answers["rejection_strategy"])),
+    ]
+    return [(field, rule) for field, rule in checks if rule is not None]
+
+
+def main() -> int:
+    found = problems(ANSWERS)
+    if found:
+        field, rule = found[0]  # one line: the first problem is the one to fix first
+        print(f"ERROR: {field}: {rule}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

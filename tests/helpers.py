@@ -1,0 +1,102 @@
+"""Helpers for the template's own tests: bake, find interpreters, run generated suites."""
+
+import itertools
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from ruff.__main__ import find_ruff_bin
+from uv import find_uv_bin
+
+TEMPLATE = Path(__file__).resolve().parents[1]
+CHOICES = json.loads((TEMPLATE / "cookiecutter.json").read_text(encoding="utf-8"))
+STRATEGIES: list[str] = CHOICES["rejection_strategy"]
+PYTHON_VERSIONS: list[str] = CHOICES["python_version"]
+
+# Every combination of the options that change the output.
+COMBINATIONS = [
+    pytest.param({"rejection_strategy": s, "python_version": v}, id=f"{s}-py{v}")
+    for s, v in itertools.product(STRATEGIES, PYTHON_VERSIONS)
+]
+
+
+def ruff(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [find_ruff_bin(), *args], cwd=cwd, capture_output=True, text=True, check=False
+    )
+
+
+def find_python(version: str) -> str | None:
+    """An interpreter for ``version``: on PATH, or installed by pyenv."""
+    candidates = [shutil.which(f"python{version}"), *sorted_pyenv_pythons(version)]
+    if sys.version_info[:2] == tuple(map(int, version.split("."))):
+        candidates.insert(0, sys.executable)
+    for candidate in filter(None, candidates):
+        probe = subprocess.run(
+            [candidate, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        if probe.returncode == 0 and probe.stdout.strip() == version:
+            return candidate
+    return None
+
+
+def sorted_pyenv_pythons(version: str) -> list[str]:
+    root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
+    found = root.glob(f"{version}.*/bin/python{version}")
+    return [str(path) for path in sorted(found, reverse=True)]
+
+
+def clean_env() -> dict[str, str]:
+    """The environment for a generated project's own tools: nothing of ours leaks in."""
+    drop = ("PYTEST_", "WS_", "VIRTUAL_ENV", "PYTHONPATH", "COV_")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(drop)}
+    env["UV_PYTHON_DOWNLOADS"] = "never"  # use the interpreters on this machine
+    return env
+
+
+def python_for(version: str) -> str:
+    python = find_python(version)
+    if python is None:
+        message = f"no Python {version} interpreter on this machine (PATH or pyenv)"
+        if os.environ.get("TEMPLATE_TESTS_REQUIRE_ALL_PYTHONS"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return python
+
+
+def install_project(project: Path, python: str) -> Path:
+    """A fresh virtualenv with the project and its dev group; uv's cache makes it fast."""
+    venv = project / ".venv"
+    uv = find_uv_bin()
+    env = clean_env()
+    subprocess.run([uv, "venv", "-q", "--python", python, str(venv)], check=True, env=env)
+    subprocess.run(
+        [uv, "pip", "install", "-q", "--python", str(venv / "bin" / "python"),
+         "-e", ".", "--group", "dev"],
+        cwd=project, check=True, env=env,
+    )  # fmt: skip
+    return venv / "bin" / "python"
+
+
+SUMMARY = re.compile(r"(\d+) (passed|failed|errors?|skipped|xfailed|xpassed)")
+
+
+def summary_counts(output: str) -> dict[str, int]:
+    """Counts from pytest's closing line, e.g. {"passed": 172, "failed": 0}."""
+    last = output.strip().splitlines()[-1] if output.strip() else ""
+    return {kind.rstrip("s") if kind.startswith("error") else kind: int(n) for n, kind in SUMMARY.findall(last)}
+
+
+def leftover_jinja(project: Path) -> list[str]:
+    found = []
+    for path in project.rglob("*"):
+        if path.is_file() and ".venv" not in path.parts:
+            text = path.read_text(encoding="utf-8", errors="replace")
+            found += [f"{path.relative_to(project)}: {m}" for m in ("{{", "{%") if m in text]
+    return found

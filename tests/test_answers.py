@@ -1,0 +1,128 @@
+"""What a person can type at the prompts: bad answers stop cleanly, odd good ones still work.
+
+Bad answers go through the real ``cookiecutter`` command line, as a user would
+type them: exit status not 0, one ``ERROR: <field>: <rule>`` line, nothing left
+in the output directory.
+"""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from helpers import TEMPLATE, leftover_jinja, ruff
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+def cookiecutter(output: Path, *answers: str) -> subprocess.CompletedProcess[str]:
+    output.mkdir(exist_ok=True)
+    return subprocess.run(
+        [sys.executable, "-m", "cookiecutter", "--no-input", "-o", str(output), str(TEMPLATE),
+         *answers],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+
+
+BAD_ANSWERS = [
+    # (answer, field, words of the rule)
+    ("project_name=", "project_name", "must not be empty"),
+    ("project_name=   ", "project_name", "must not be empty"),
+    ("project_name= padded", "project_name", "must not start or end with whitespace"),
+    ("project_name=Two\nLines", "project_name", "single line"),
+    ("project_name=" + "x" * 101, "project_name", "at most 100 characters"),
+    ("project_slug=My Project", "project_slug", "lowercase ASCII letters, digits and single hyphens"),
+    ("project_slug=a/b", "project_slug", "lowercase ASCII letters"),
+    ("project_slug=../escape", "project_slug", "lowercase ASCII letters"),
+    ("project_slug=..", "project_slug", "lowercase ASCII letters"),
+    ("project_slug=/tmp/absolute", "project_slug", "lowercase ASCII letters"),
+    ("project_slug=a\\b", "project_slug", "lowercase ASCII letters"),
+    ("project_slug=2fa-gate", "project_slug", "starting with a letter"),
+    ("project_slug=double--hyphen", "project_slug", "single hyphens"),
+    ("project_slug=café", "project_slug", "ASCII"),
+    ("project_slug=" + "a" * 65, "project_slug", "at most 64 characters"),
+    ("package_name=class", "package_name", "is a Python keyword"),
+    ("package_name=match", "package_name", "is a Python keyword"),
+    ("package_name=json", "package_name", "shadow the Python standard library"),
+    ("package_name=list", "package_name", "shadow the Python standard library or a builtin"),
+    ("package_name=fastapi", "package_name", "shadow a module the generated project uses"),
+    ("package_name=tests", "package_name", "shadow a module the generated project uses"),
+    ("package_name=2fa", "package_name", "Python identifier"),
+    ("package_name=my-package", "package_name", "Python identifier"),
+    ("package_name=café", "package_name", "ASCII Python identifier"),
+    ("package_name=", "package_name", "must not be empty"),
+    ("description=line one\nline two", "description", "single line"),
+    ("description=" + "d" * 301, "description", "at most 300 characters"),
+    ("author_name=", "author_name", "must not be empty"),
+    ("author_email=not-an-email", "author_email", "must look like name@example.com"),
+    ("author_email=a@b", "author_email", "must look like name@example.com"),
+]
+
+
+@pytest.mark.parametrize(("answer", "field", "rule"), BAD_ANSWERS, ids=lambda v: repr(v)[:40])
+def test_bad_answer_stops_with_one_clear_line(
+    tmp_path: Path, answer: str, field: str, rule: str
+) -> None:
+    output = tmp_path / "out"
+    result = cookiecutter(output, answer)
+    assert result.returncode != 0
+    ours = [line for line in result.stderr.splitlines() if line.startswith(f"ERROR: {field}: ")]
+    assert len(ours) == 1, result.stderr
+    assert rule in ours[0]
+    assert list(output.iterdir()) == []
+    assert not (tmp_path / "escape").exists()
+
+
+@pytest.mark.parametrize(
+    ("answer", "field"),
+    [("rejection_strategy=reject_everyone", "rejection_strategy"), ("python_version=3.9", "python_version")],
+)
+def test_unknown_choice_is_refused_before_anything_is_written(
+    tmp_path: Path, answer: str, field: str
+) -> None:
+    # cookiecutter itself checks choice answers given on the command line or in
+    # extra_context, before our hook runs; its last line names field and choices.
+    output = tmp_path / "out"
+    result = cookiecutter(output, answer)
+    assert result.returncode != 0
+    last = result.stderr.strip().splitlines()[-1]
+    assert field in last
+    assert "choices are" in last
+    assert list(output.iterdir()) == []
+
+
+def test_quotes_and_backslashes_reach_pyproject_intact(tmp_path: Path) -> None:
+    description = 'She said "no" \\ then \'yes\' <b>&amp; {not jinja}'
+    name = 'Bob\'s "Quoted" \\ Gate'
+    result = cookiecutter(
+        tmp_path / "out", f"project_name={name}", f"description={description}",
+        'author_name=O\'Brien "Bob"',
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    project = tmp_path / "out" / "bob-s-quoted-gate"
+    pyproject = tomllib.loads((project / "pyproject.toml").read_text(encoding="utf-8"))
+    assert pyproject["project"]["description"] == description
+    assert pyproject["project"]["authors"][0]["name"] == 'O\'Brien "Bob"'
+    assert pyproject["project"]["name"] == "bob-s-quoted-gate"
+    assert name in (project / "README.md").read_text(encoding="utf-8")
+    assert ruff("check", "--no-cache", ".", cwd=project).returncode == 0
+
+
+def test_non_ascii_project_name_gets_a_valid_derived_slug(tmp_path: Path) -> None:
+    result = cookiecutter(tmp_path / "out", "project_name=Café Señal Überwachung")
+    assert result.returncode == 0, result.stderr
+    project = tmp_path / "out" / "cafe-senal-uberwachung"
+    assert (project / "src" / "cafe_senal_uberwachung" / "policy.py").exists()
+    assert leftover_jinja(project) == []
+    assert ruff("check", "--no-cache", ".", cwd=project).returncode == 0
+    assert ruff("format", "--check", "--no-cache", ".", cwd=project).returncode == 0
+
+
+def test_post_gen_prints_the_next_steps(tmp_path: Path) -> None:
+    result = cookiecutter(tmp_path / "out")
+    assert result.returncode == 0, result.stderr
+    assert ".venv/bin/python -m websocket_gatekeeper" in result.stdout
+    assert ".venv/bin/python -m pytest" in result.stdout

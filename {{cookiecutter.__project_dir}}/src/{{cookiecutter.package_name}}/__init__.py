@@ -1,0 +1,1 @@
+"""{{ cookiecutter.package_name }}: a FastAPI service whose WebSocket endpoints refuse unwanted clients."""

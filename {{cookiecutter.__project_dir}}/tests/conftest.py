@@ -1,0 +1,48 @@
+import os
+from collections.abc import Iterator
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from cases import ALLOWED_ORIGIN, SECOND_TOKEN, SETTINGS_ENV, TOKEN
+from live_server import WS_IMPLEMENTATIONS, LiveServer
+
+# `{{ cookiecutter.package_name }}.main` builds `app` from the environment when it is imported; give it
+# the test configuration first (environment variables win over a developer's .env).
+os.environ.update(SETTINGS_ENV)
+
+from {{ cookiecutter.package_name }}.main import create_app
+from {{ cookiecutter.package_name }}.settings import Settings
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return Settings(
+        auth_tokens=[TOKEN, SECOND_TOKEN],
+        allowed_origins=[ALLOWED_ORIGIN],
+        max_message_bytes=1024,
+        _env_file=None,
+    )
+
+
+@pytest.fixture
+def app(settings: Settings) -> FastAPI:
+    return create_app(settings)
+
+
+@pytest.fixture
+def client(app: FastAPI) -> Iterator[TestClient]:
+    with TestClient(app) as client:
+        yield client
+
+
+@pytest.fixture(scope="session", params=WS_IMPLEMENTATIONS)
+def live_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveServer]:
+    """A real uvicorn on 127.0.0.1, once per ``--ws`` implementation."""
+    server = LiveServer(tmp_path_factory.mktemp("uvicorn"), ws=request.param)
+    with server:
+        yield server
+    server.assert_no_unexpected_errors()

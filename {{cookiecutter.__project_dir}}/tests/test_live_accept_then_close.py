@@ -1,0 +1,41 @@
+"""Accept-then-close on the wire: a real uvicorn, real clients, every ``--ws`` implementation."""
+
+import json
+
+import pytest
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
+
+from {{ cookiecutter.package_name }}.main import ACCEPT_THEN_CLOSE_PREFIX
+from {{ cookiecutter.package_name }}.policy import Rejection
+
+from cases import ADMITTED, REFUSED
+from live_server import LiveServer
+
+ECHO = f"{ACCEPT_THEN_CLOSE_PREFIX}/echo"
+
+
+@pytest.mark.parametrize(("headers", "query", "expected"), REFUSED)
+def test_refusal_arrives_as_message_then_close_frame(
+    live_server: LiveServer, headers: dict[str, str], query: str, expected: Rejection
+) -> None:
+    with connect(live_server.ws_url + ECHO + query, additional_headers=headers) as ws:
+        assert ws.response.status_code == 101
+        message = json.loads(ws.recv(timeout=5))
+        assert message == {"error": expected.code, "detail": expected.message}
+        with pytest.raises(ConnectionClosed) as info:
+            ws.recv(timeout=5)
+    assert info.value.rcvd is not None
+    assert info.value.rcvd.code == 4000 + expected.status
+    assert info.value.rcvd.reason == expected.code
+
+
+@pytest.mark.parametrize(("headers", "query"), ADMITTED)
+def test_admitted_clients_echo(
+    live_server: LiveServer, headers: dict[str, str], query: str
+) -> None:
+    with connect(live_server.ws_url + ECHO + query, additional_headers=headers) as ws:
+        ws.send("hello")
+        assert ws.recv(timeout=5) == "hello"
+        ws.send(b"\x00\xff")
+        assert ws.recv(timeout=5) == b"\x00\xff"
