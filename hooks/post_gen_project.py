@@ -31,6 +31,7 @@ STRATEGY_FILES = {
         PACKAGE / "routes" / "accept_then_close_echo.py",
         Path("tests", "test_accept_then_close.py"),
         Path("tests", "test_live_accept_then_close.py"),
+        Path("tests", "crash_app.py"),
         Path("docs", "accept-then-close.md"),
     ],
 }

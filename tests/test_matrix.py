@@ -34,6 +34,7 @@ STRATEGY_FILES = {
         "src/{pkg}/routes/accept_then_close_echo.py",
         "tests/test_accept_then_close.py",
         "tests/test_live_accept_then_close.py",
+        "tests/crash_app.py",
         "docs/accept-then-close.md",
     ],
 }
@@ -92,12 +93,13 @@ def test_ruff_format_is_clean(baked: tuple[dict[str, str], Path]) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_pyproject_carries_the_answers(baked: tuple[dict[str, str], Path]) -> None:
+def test_python_version_is_pinned_for_tools(baked: tuple[dict[str, str], Path]) -> None:
     answers, project = baked
     pyproject = tomllib.loads((project / "pyproject.toml").read_text(encoding="utf-8"))
-    version = answers["python_version"]
-    assert pyproject["project"]["requires-python"] == f">={version}"
-    assert pyproject["tool"]["ruff"]["target-version"] == "py" + version.replace(".", "")
+    assert pyproject["project"]["requires-python"] == ">=3.10"
+    assert pyproject["tool"]["ruff"]["target-version"] == "py310"
+    python_version = (project / ".python-version").read_text(encoding="utf-8")
+    assert python_version == answers["python_version"] + "\n"
 
 
 def test_env_file_has_a_fresh_random_token(baked: tuple[dict[str, str], Path]) -> None:

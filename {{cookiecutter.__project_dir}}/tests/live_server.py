@@ -11,6 +11,8 @@ from types import TracebackType
 
 from cases import SETTINGS_ENV
 
+PACKAGE = "{{ cookiecutter.package_name }}"
+
 # Every WebSocket implementation uvicorn ships; the contract must hold on each.
 WS_IMPLEMENTATIONS = ["wsproto", "websockets-sansio", "websockets"]
 
@@ -32,16 +34,18 @@ class LiveServer:
     def __init__(
         self,
         workdir: Path,
-        ws: str = "wsproto",
+        ws: str = "wsproto",  # ignored with launcher=True, which always uses wsproto
         app: str = "{{ cookiecutter.package_name }}.main:app",
         env: dict[str, str] | None = None,
         extra_args: tuple[str, ...] = (),
+        launcher: bool = False,
     ) -> None:
         self.workdir = workdir  # also the cwd, so no developer .env is read
         self.ws = ws
         self.app = app
         self.env = {**os.environ, **SETTINGS_ENV, **(env or {})}
         self.extra_args = extra_args
+        self.launcher = launcher  # serve with `python -m {{ cookiecutter.package_name }}` instead
         self.port = free_port()
         self.host = "127.0.0.1"
         self.log_path = workdir / f"uvicorn-{ws}.log"
@@ -60,11 +64,14 @@ class LiveServer:
         return self.log_path.read_text(errors="replace")
 
     def __enter__(self) -> "LiveServer":
-        command = [
-            sys.executable, "-m", "uvicorn", self.app,
-            "--host", self.host, "--port", str(self.port), "--ws", self.ws,
-            "--app-dir", str(Path(__file__).parent), *self.extra_args,
-        ]  # fmt: skip
+        if self.launcher:  # the recommended configuration, as the README runs it
+            command = [sys.executable, "-m", PACKAGE, "--host", self.host, "--port", str(self.port)]
+        else:
+            command = [
+                sys.executable, "-m", "uvicorn", self.app,
+                "--host", self.host, "--port", str(self.port), "--ws", self.ws,
+                "--app-dir", str(Path(__file__).parent), *self.extra_args,
+            ]  # fmt: skip
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
                 command, cwd=self.workdir, env=self.env, stdout=log, stderr=subprocess.STDOUT

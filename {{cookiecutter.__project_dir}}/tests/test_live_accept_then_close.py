@@ -1,12 +1,13 @@
 """Accept-then-close on the wire: a real uvicorn, real clients, every ``--ws`` implementation."""
 
 import json
+from pathlib import Path
 
 import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from {{ cookiecutter.package_name }}.main import ACCEPT_THEN_CLOSE_PREFIX
+from {{ cookiecutter.package_name }}.paths import ACCEPT_THEN_CLOSE_PREFIX
 from {{ cookiecutter.package_name }}.policy import Rejection
 
 from cases import ADMITTED, REFUSED
@@ -39,3 +40,18 @@ def test_admitted_clients_echo(
         assert ws.recv(timeout=5) == "hello"
         ws.send(b"\x00\xff")
         assert ws.recv(timeout=5) == b"\x00\xff"
+
+
+def test_a_crash_after_accept_closes_1011_and_stays_in_the_server_log(tmp_path: Path) -> None:
+    from crash_app import SECRET_DETAIL
+
+    with LiveServer(tmp_path, app="crash_app:app") as server:
+        with connect(f"{server.ws_url}/ws/test/crash") as ws:
+            ws.send("boom")
+            with pytest.raises(ConnectionClosed) as info:
+                ws.recv(timeout=5)
+        assert info.value.rcvd is not None
+        assert info.value.rcvd.code == 1011
+        assert SECRET_DETAIL not in info.value.rcvd.reason
+    assert "ERROR:    WebSocket endpoint /ws/test/crash failed" in server.error_lines()
+    assert f"RuntimeError: {SECRET_DETAIL}" in server.log  # the traceback, server-side only

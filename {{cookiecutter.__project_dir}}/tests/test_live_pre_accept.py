@@ -8,7 +8,7 @@ import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
-from {{ cookiecutter.package_name }}.main import PRE_ACCEPT_PREFIX
+from {{ cookiecutter.package_name }}.paths import PRE_ACCEPT_PREFIX
 from {{ cookiecutter.package_name }}.policy import Rejection
 
 from cases import ADMITTED, BEARER, REFUSED

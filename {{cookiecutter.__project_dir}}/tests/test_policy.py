@@ -6,6 +6,7 @@ import pytest
 from starlette.requests import HTTPConnection
 
 from {{ cookiecutter.package_name }}.policy import (
+    HEADERS_TOO_LARGE,
     INVALID_TOKEN,
     MISSING_TOKEN,
     AdmissionPolicy,
@@ -63,6 +64,12 @@ def test_null_origin_is_allowed_only_when_listed() -> None:
 def test_non_ascii_token_is_refused_not_crashing(policy: AdmissionPolicy) -> None:
     connection = handshake({}, "?token=%C3%A9%FF%FE")  # é, then bytes that are not UTF-8
     assert policy.admit(connection) == INVALID_TOKEN
+
+
+def test_oversized_handshake_is_refused_before_anything_else(policy: AdmissionPolicy) -> None:
+    connection = handshake({"authorization": f"Bearer {TOKEN}", "x-padding": "a" * 17_000})
+    assert policy.admit(connection) == HEADERS_TOO_LARGE
+    assert HEADERS_TOO_LARGE.close_code == 4431
 
 
 def test_empty_query_token_counts_as_missing(policy: AdmissionPolicy) -> None:

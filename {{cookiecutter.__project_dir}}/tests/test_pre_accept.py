@@ -7,7 +7,7 @@ from starlette.testclient import WebSocketDenialResponse
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocketDisconnect
 
-from {{ cookiecutter.package_name }}.main import PRE_ACCEPT_PREFIX
+from {{ cookiecutter.package_name }}.paths import PRE_ACCEPT_PREFIX
 from {{ cookiecutter.package_name }}.policy import MISSING_TOKEN, Rejection
 
 from cases import ADMITTED, BEARER, REFUSED

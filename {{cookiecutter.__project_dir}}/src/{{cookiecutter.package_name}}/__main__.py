@@ -19,9 +19,12 @@ def main() -> None:
         host=args.host,
         port=args.port,
         workers=args.workers,
+        # h11 refuses request heads over 16 KB with a 400; httptools (uvicorn's
+        # default when installed) buffers heads of any size, e.g. a 10 MB header.
+        http="h11",
         # uvicorn's default ("websockets-sansio") logs a false "ASGI callable returned
-        # without completing handshake" ERROR after every denial response; wsproto
-        # delivers the same responses without it.
+        # without completing handshake" ERROR after every denial response and leaves
+        # oversized handshakes unanswered; wsproto answers both correctly.
         ws="wsproto",
         # Refuse oversized frames in the protocol layer, before they are buffered.
         ws_max_size=settings.max_message_bytes,

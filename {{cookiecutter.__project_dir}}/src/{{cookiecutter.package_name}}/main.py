@@ -4,31 +4,25 @@ Served as ``uvicorn {{ cookiecutter.package_name }}.main:app`` (see ``__main__.p
 recommended server options).
 """
 
-import logging
-
 from fastapi import FastAPI
 
-from .policy import AdmissionPolicy
+from .logs import configure_logging
 {%- if cookiecutter.rejection_strategy == "both" %}
+from .paths import ACCEPT_THEN_CLOSE_PREFIX, PRE_ACCEPT_PREFIX
+from .policy import AdmissionPolicy
 from .pre_accept import PreAcceptGuard
 from .routes import accept_then_close_echo, health, pre_accept_echo
 {%- elif cookiecutter.rejection_strategy == "pre_accept" %}
+from .paths import PRE_ACCEPT_PREFIX
+from .policy import AdmissionPolicy
 from .pre_accept import PreAcceptGuard
 from .routes import health, pre_accept_echo
 {%- else %}
+from .paths import ACCEPT_THEN_CLOSE_PREFIX
+from .policy import AdmissionPolicy
 from .routes import accept_then_close_echo, health
 {%- endif %}
 from .settings import Settings, load_settings
-
-{% if cookiecutter.rejection_strategy == "both" -%}
-# Each strategy on its own routes, so both can be compared side by side.
-PRE_ACCEPT_PREFIX = "/ws/pre-accept"
-ACCEPT_THEN_CLOSE_PREFIX = "/ws/accept-then-close"
-{%- elif cookiecutter.rejection_strategy == "pre_accept" -%}
-PRE_ACCEPT_PREFIX = "/ws"
-{%- else -%}
-ACCEPT_THEN_CLOSE_PREFIX = "/ws"
-{%- endif %}
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -54,16 +48,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
-def share_uvicorn_logging() -> None:
-    """Print this package's log lines through uvicorn's handlers, at its --log-level."""
-    package_logger = logging.getLogger(__package__)
-    uvicorn_logger = logging.getLogger("uvicorn")
-    if uvicorn_logger.handlers and not package_logger.handlers:
-        package_logger.setLevel(logging.getLogger("uvicorn.error").getEffectiveLevel())
-        for handler in uvicorn_logger.handlers:
-            package_logger.addHandler(handler)
-        package_logger.propagate = False
-
-
-share_uvicorn_logging()
+configure_logging()
 app = create_app()

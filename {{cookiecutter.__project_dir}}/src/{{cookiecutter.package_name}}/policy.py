@@ -44,6 +44,11 @@ MISSING_TOKEN = Rejection(
 )
 INVALID_TOKEN = Rejection(403, "invalid_token", "The token is not valid.")
 ORIGIN_NOT_ALLOWED = Rejection(403, "origin_not_allowed", "This origin may not connect.")
+HEADERS_TOO_LARGE = Rejection(431, "headers_too_large", "The handshake headers are too large.")
+
+# No legitimate handshake comes near this; uvicorn's httptools parser accepts any
+# size, so the policy sets the limit itself (browsers send about 1-2 KB).
+MAX_HEADER_BYTES = 16 * 1024
 
 
 class Rejected(Exception):
@@ -67,6 +72,9 @@ class AdmissionPolicy:
 
     def admit(self, connection: HTTPConnection) -> Rejection | None:
         """Return why ``connection`` must be refused, or None to let it in."""
+        header_bytes = sum(len(name) + len(value) for name, value in connection.scope["headers"])
+        if header_bytes > MAX_HEADER_BYTES:
+            return HEADERS_TOO_LARGE
         # Browsers always send Origin on a WebSocket handshake; other clients
         # usually do not. Checking it stops cross-site WebSocket hijacking.
         origin = connection.headers.get("origin")

@@ -1,0 +1,11 @@
+"""Where the guarded WebSocket endpoints live (no side effects: safe to import anywhere)."""
+
+{% if cookiecutter.rejection_strategy == "both" -%}
+# Each strategy on its own routes, so both can be compared side by side.
+PRE_ACCEPT_PREFIX = "/ws/pre-accept"
+ACCEPT_THEN_CLOSE_PREFIX = "/ws/accept-then-close"
+{%- elif cookiecutter.rejection_strategy == "pre_accept" -%}
+PRE_ACCEPT_PREFIX = "/ws"
+{%- else -%}
+ACCEPT_THEN_CLOSE_PREFIX = "/ws"
+{%- endif %}
