@@ -6,12 +6,13 @@ accept, the frames up to the close frame.
 """
 
 import asyncio
-import base64
 import os
 import struct
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+
+from wire import handshake_request  # tests/wire.py: callers put tests/ on sys.path
 
 
 @dataclass
@@ -20,20 +21,6 @@ class Outcome:
     close_code: int | None  # close code that followed an accept
     seconds: float  # from connect to the final byte
     error: str = ""
-
-
-def handshake_request(host: str, port: int, path: str, headers: Iterable[tuple[str, str]]) -> bytes:
-    key = base64.b64encode(os.urandom(16)).decode()
-    lines = [
-        f"GET {path} HTTP/1.1",
-        f"Host: {host}:{port}",
-        "Upgrade: websocket",
-        "Connection: Upgrade",
-        f"Sec-WebSocket-Key: {key}",
-        "Sec-WebSocket-Version: 13",
-        *(f"{name}: {value}" for name, value in headers),
-    ]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
 
 def client_frame(opcode: int, payload: bytes) -> bytes:
@@ -76,7 +63,7 @@ async def handshake_once(
     writer = None
     try:
         reader, writer = await asyncio.open_connection(host, port)
-        writer.write(handshake_request(host, port, path, headers))
+        writer.write(handshake_request(path, dict(headers), port))
         head = await reader.readuntil(b"\r\n\r\n")
         status = int(head.split(b" ", 2)[1])
         close_code = None
@@ -119,7 +106,7 @@ async def echo_round_trips(
     """Open one admitted WebSocket, do ``count`` echo round trips; return the seconds taken."""
     reader, writer = await asyncio.open_connection(host, port)
     try:
-        writer.write(handshake_request(host, port, path, headers))
+        writer.write(handshake_request(path, dict(headers), port))
         head = await reader.readuntil(b"\r\n\r\n")
         if int(head.split(b" ", 2)[1]) != 101:
             raise RuntimeError(f"echo endpoint refused the client: {head!r}")
@@ -134,3 +121,25 @@ async def echo_round_trips(
     finally:
         writer.write(client_frame(0x8, struct.pack("!H", 1000)))
         writer.close()
+
+
+async def http_get_many(host: str, port: int, path: str, total: int, concurrency: int) -> int:
+    """``total`` keep-alive GETs over ``concurrency`` connections; returns how many got 200."""
+    request = f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode()
+    per_connection = [total // concurrency + (i < total % concurrency) for i in range(concurrency)]
+
+    async def connection(count: int) -> int:
+        reader, writer = await asyncio.open_connection(host, port)
+        ok = 0
+        try:
+            for _ in range(count):
+                writer.write(request)
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+                await reader.readexactly(length)
+                ok += head.startswith(b"HTTP/1.1 200")
+        finally:
+            writer.close()
+        return ok
+
+    return sum(await asyncio.gather(*(connection(n) for n in per_connection)))

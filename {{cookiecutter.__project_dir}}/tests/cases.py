@@ -2,6 +2,7 @@
 
 import pytest
 
+from {{ cookiecutter.package_name }} import paths
 from {{ cookiecutter.package_name }}.policy import (
     INVALID_TOKEN,
     MISSING_TOKEN,
@@ -45,4 +46,14 @@ ADMITTED = [
     pytest.param({"authorization": f"bearer {SECOND_TOKEN}"}, "", id="second-token"),
     pytest.param({}, f"?token={TOKEN}", id="query-token"),
     pytest.param({"origin": ALLOWED_ORIGIN}, f"?token={TOKEN}", id="allowed-origin"),
+]
+
+# Every guarded echo endpoint this project has (one per strategy it was generated with).
+ECHO_PATHS = [
+    f"{prefix}/echo"
+    for prefix in (
+        getattr(paths, "PRE_ACCEPT_PREFIX", None),
+        getattr(paths, "ACCEPT_THEN_CLOSE_PREFIX", None),
+    )
+    if prefix
 ]

@@ -11,7 +11,7 @@ from {{ cookiecutter.package_name }}.accept_then_close import accept_then_close,
 from {{ cookiecutter.package_name }}.paths import ACCEPT_THEN_CLOSE_PREFIX
 from {{ cookiecutter.package_name }}.policy import Rejected, Rejection
 
-from cases import ADMITTED, BEARER, REFUSED
+from cases import REFUSED
 
 ECHO = f"{ACCEPT_THEN_CLOSE_PREFIX}/echo"
 
@@ -26,23 +26,6 @@ def test_refusal_is_a_message_then_a_close_code(
             websocket.receive_text()
     assert info.value.code == 4000 + expected.status
     assert info.value.reason == expected.code
-
-
-@pytest.mark.parametrize(("headers", "query"), ADMITTED)
-def test_admitted_clients_echo(client: TestClient, headers: dict[str, str], query: str) -> None:
-    with client.websocket_connect(ECHO + query, headers=dict(headers)) as websocket:
-        websocket.send_text("hello")
-        assert websocket.receive_text() == "hello"
-        websocket.send_bytes(b"\x00\xff")
-        assert websocket.receive_bytes() == b"\x00\xff"
-
-
-def test_oversized_message_closes_with_1009(client: TestClient) -> None:
-    with client.websocket_connect(ECHO, headers=dict(BEARER)) as websocket:
-        websocket.send_text("x" * 1025)
-        with pytest.raises(WebSocketDisconnect) as info:
-            websocket.receive_text()
-    assert info.value.code == 1009
 
 
 def crashing_app() -> FastAPI:

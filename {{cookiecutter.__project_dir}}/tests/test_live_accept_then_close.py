@@ -10,7 +10,7 @@ from websockets.sync.client import connect
 from {{ cookiecutter.package_name }}.paths import ACCEPT_THEN_CLOSE_PREFIX
 from {{ cookiecutter.package_name }}.policy import Rejection
 
-from cases import ADMITTED, REFUSED
+from cases import REFUSED
 from live_server import LiveServer
 
 ECHO = f"{ACCEPT_THEN_CLOSE_PREFIX}/echo"
@@ -29,17 +29,6 @@ def test_refusal_arrives_as_message_then_close_frame(
     assert info.value.rcvd is not None
     assert info.value.rcvd.code == 4000 + expected.status
     assert info.value.rcvd.reason == expected.code
-
-
-@pytest.mark.parametrize(("headers", "query"), ADMITTED)
-def test_admitted_clients_echo(
-    live_server: LiveServer, headers: dict[str, str], query: str
-) -> None:
-    with connect(live_server.ws_url + ECHO + query, additional_headers=headers) as ws:
-        ws.send("hello")
-        assert ws.recv(timeout=5) == "hello"
-        ws.send(b"\x00\xff")
-        assert ws.recv(timeout=5) == b"\x00\xff"
 
 
 def test_a_crash_after_accept_closes_1011_and_stays_in_the_server_log(tmp_path: Path) -> None:

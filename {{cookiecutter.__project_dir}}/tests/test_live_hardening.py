@@ -16,20 +16,9 @@ import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
-from {{ cookiecutter.package_name }} import paths
-
-from cases import BEARER, TOKEN
+from cases import BEARER, ECHO_PATHS, TOKEN
 from live_server import LiveServer
 from wire import exchange, handshake_request
-
-ECHO_PATHS = [
-    f"{prefix}/echo"
-    for prefix in (
-        getattr(paths, "PRE_ACCEPT_PREFIX", None),
-        getattr(paths, "ACCEPT_THEN_CLOSE_PREFIX", None),
-    )
-    if prefix
-]
 
 
 @pytest.fixture(scope="module")

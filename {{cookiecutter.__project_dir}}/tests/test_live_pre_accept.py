@@ -11,7 +11,7 @@ from websockets.sync.client import connect
 from {{ cookiecutter.package_name }}.paths import PRE_ACCEPT_PREFIX
 from {{ cookiecutter.package_name }}.policy import Rejection
 
-from cases import ADMITTED, BEARER, REFUSED
+from cases import BEARER, REFUSED
 from live_server import LiveServer
 from wire import exchange, handshake_request
 
@@ -42,16 +42,6 @@ def test_status_line_and_headers_on_a_raw_socket(live_server: LiveServer) -> Non
     assert response.headers["www-authenticate"] == 'Bearer realm="websocket"'
     assert "upgrade" not in response.headers
     assert json.loads(response.body)["code"] == "missing_token"
-
-
-@pytest.mark.parametrize(("headers", "query"), ADMITTED)
-def test_admitted_clients_upgrade_and_echo(
-    live_server: LiveServer, headers: dict[str, str], query: str
-) -> None:
-    with connect(live_server.ws_url + ECHO + query, additional_headers=headers) as ws:
-        assert ws.response.status_code == 101
-        ws.send("hello")
-        assert ws.recv(timeout=5) == "hello"
 
 
 def test_a_server_without_the_denial_extension_gets_a_bare_403_at_once(tmp_path: Path) -> None:

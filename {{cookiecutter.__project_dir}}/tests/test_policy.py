@@ -9,10 +9,12 @@ from {{ cookiecutter.package_name }}.policy import (
     HEADERS_TOO_LARGE,
     INVALID_TOKEN,
     MISSING_TOKEN,
+    ORIGIN_NOT_ALLOWED,
     AdmissionPolicy,
     Rejected,
     Rejection,
-    presented_token,
+    bearer_token,
+    query_token,
 )
 
 from cases import ADMITTED, ALLOWED_ORIGIN, REFUSED, SECOND_TOKEN, TOKEN
@@ -111,7 +113,24 @@ def test_close_code_mirrors_http_status() -> None:
 
 @pytest.mark.parametrize(
     ("authorization", "expected"),
-    [("Bearer abc", "abc"), ("BEARER  abc ", "abc"), ("Token abc", None), ("Bearer", None)],
+    [(b"Bearer abc", b"abc"), (b"BEARER  abc ", b"abc"), (b"Token abc", None), (b"Bearer", None)],
 )
-def test_presented_token(authorization: str, expected: str | None) -> None:
-    assert presented_token(handshake({"authorization": authorization})) == expected
+def test_bearer_token(authorization: bytes, expected: bytes | None) -> None:
+    assert bearer_token(authorization) == expected
+
+
+def test_query_token_is_percent_decoded() -> None:
+    assert query_token(handshake({}, "?a=1&token=t%2Bk%20n")) == b"t+k n"
+    assert query_token(handshake({}, "?a=1")) is None
+
+
+def test_any_foreign_origin_among_several_refuses(policy: AdmissionPolicy) -> None:
+    connection = HTTPConnection(
+        {
+            "type": "websocket",
+            "path": "/ws/echo",
+            "query_string": f"token={TOKEN}".encode(),
+            "headers": [(b"origin", ALLOWED_ORIGIN.encode()), (b"origin", b"https://evil.example")],
+        }
+    )
+    assert policy.admit(connection) == ORIGIN_NOT_ALLOWED
