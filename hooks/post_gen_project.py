@@ -4,6 +4,7 @@
   generated code carries no dead branches.
 - Write a ``.env`` with a random token: the app refuses to start without one,
   and a per-project random secret is never a shared default.
+- Keep the answers in ``.cruft.json`` (cruft-compatible) for later updates.
 - Print the next steps.
 """
 
@@ -24,6 +25,7 @@ STRATEGY_FILES = {
         PACKAGE / "routes" / "pre_accept_echo.py",
         Path("tests", "test_pre_accept.py"),
         Path("tests", "test_live_pre_accept.py"),
+        Path("tests", "no_denial_extension_app.py"),
         Path("docs", "pre-accept.md"),
     ],
     "accept_then_close": [
@@ -37,19 +39,46 @@ STRATEGY_FILES = {
 }
 
 
+# Files that exist only for an optional piece, removed when it is turned off.
+OPTION_FILES = {
+    "browser_demo": [
+        PACKAGE / "routes" / "demo.py",
+        PACKAGE / "routes" / "demo.html",
+        Path("tests", "test_browser_demo.py"),
+    ],
+    "github_ci": [Path(".github")],
+    "docker": [Path("Dockerfile"), Path(".dockerignore")],
+    "pre_commit": [Path(".pre-commit-config.yaml")],
+}
+SCREENSHOTS = Path("docs", "screenshots")  # one per strategy; the chosen one is kept
+
+
 def chosen_strategies(answer: str) -> set[str]:
     return set(STRATEGY_FILES) if answer == "both" else {answer}
 
 
+def remove(paths: list[Path]) -> None:
+    for path in paths:
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+
+
 def prune(chosen: set[str]) -> None:
     for strategy, paths in STRATEGY_FILES.items():
-        if strategy in chosen:
-            continue
-        for path in paths:
-            if path.is_dir():
-                shutil.rmtree(path)
-            else:
-                path.unlink()
+        if strategy not in chosen:
+            remove(paths)
+    for option, paths in OPTION_FILES.items():
+        if not ANSWERS[option]:
+            remove(paths)
+
+
+def keep_screenshot(answer: str) -> None:
+    """The demo page differs per strategy: keep the screenshot of the chosen one."""
+    if ANSWERS["browser_demo"]:
+        (SCREENSHOTS / f"browser-demo-{answer}.png").rename(Path("docs", "browser-demo.png"))
+    shutil.rmtree(SCREENSHOTS)
 
 
 def write_env_file() -> str:
@@ -61,6 +90,21 @@ def write_env_file() -> str:
     return token
 
 
+def write_answers() -> None:
+    """Keep the answers in .cruft.json, for `cruft update` or a re-generation later."""
+    machine_specific = {"_output_dir", "_repo_dir", "__prompts__"}
+    answers = {key: value for key, value in ANSWERS.items() if key not in machine_specific}
+    cruft = {
+        "template": ANSWERS["_template"],
+        "commit": None,
+        "checkout": ANSWERS.get("_checkout"),
+        "context": {"cookiecutter": answers},
+        "directory": None,
+        "skip": [".env", "docs/browser-demo.png"],
+    }
+    Path(".cruft.json").write_text(json.dumps(cruft, indent=2) + "\n", encoding="utf-8")
+
+
 def echo_paths(answer: str) -> list[str]:
     if answer == "both":
         return ["/ws/pre-accept/echo", "/ws/accept-then-close/echo"]
@@ -69,8 +113,10 @@ def echo_paths(answer: str) -> list[str]:
 
 def main() -> int:
     answer = ANSWERS["rejection_strategy"]
+    keep_screenshot(answer)
     prune(chosen_strategies(answer))
     token = write_env_file()
+    write_answers()
     slug = ANSWERS["project_slug"]
     package = ANSWERS["package_name"]
     urls = "\n".join(f"    ws://127.0.0.1:8000{path}?token={token}" for path in echo_paths(answer))

@@ -18,10 +18,32 @@ CHOICES = json.loads((TEMPLATE / "cookiecutter.json").read_text(encoding="utf-8"
 STRATEGIES: list[str] = CHOICES["rejection_strategy"]
 PYTHON_VERSIONS: list[str] = CHOICES["python_version"]
 
-# Every combination of the options that change the output.
+OPTIONS = ["browser_demo", "github_ci", "docker", "pre_commit"]  # yes/no pieces
+
+
+def combination(strategy: str, python: str, **options: bool) -> pytest.param:
+    answers = {"rejection_strategy": strategy, "python_version": python}
+    answers.update({name: options.get(name, True) for name in OPTIONS})
+    off = [name for name in OPTIONS if not answers[name]]
+    return pytest.param(answers, id="-".join([strategy, f"py{python}", *(f"no_{o}" for o in off)]))
+
+
+# Every combination of every option that changes the output: baked, pruned, linted.
 COMBINATIONS = [
-    pytest.param({"rejection_strategy": s, "python_version": v}, id=f"{s}-py{v}")
-    for s, v in itertools.product(STRATEGIES, PYTHON_VERSIONS)
+    combination(strategy, python, **dict(zip(OPTIONS, flags, strict=True)))
+    for strategy, python, *flags in itertools.product(
+        STRATEGIES, PYTHON_VERSIONS, *[(True, False)] * len(OPTIONS)
+    )
+]
+# Where the generated test suite runs: every strategy on every Python with all
+# options on, and every strategy with all of them off. The other pieces add no
+# Python code (CI, Docker, pre-commit files), and are checked by parsing them.
+SUITE_COMBINATIONS = [
+    *(combination(strategy, python) for strategy in STRATEGIES for python in PYTHON_VERSIONS),
+    *(
+        combination(strategy, PYTHON_VERSIONS[0], **dict.fromkeys(OPTIONS, False))
+        for strategy in STRATEGIES
+    ),
 ]
 
 
@@ -93,10 +115,14 @@ def summary_counts(output: str) -> dict[str, int]:
     return {kind.rstrip("s") if kind.startswith("error") else kind: int(n) for n, kind in SUMMARY.findall(last)}
 
 
+# "${{ ... }}" is GitHub Actions' own expression syntax, not a Jinja leftover.
+JINJA = re.compile(r"(?<!\$)\{\{|\{%|%\}")
+
+
 def leftover_jinja(project: Path) -> list[str]:
     found = []
     for path in project.rglob("*"):
-        if path.is_file() and ".venv" not in path.parts:
+        if path.is_file() and ".venv" not in path.parts and path.suffix != ".png":
             text = path.read_text(encoding="utf-8", errors="replace")
-            found += [f"{path.relative_to(project)}: {m}" for m in ("{{", "{%") if m in text]
+            found += [f"{path.relative_to(project)}: {m}" for m in JINJA.findall(text)]
     return found

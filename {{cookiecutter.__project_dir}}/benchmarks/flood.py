@@ -34,14 +34,8 @@ WARM_UP = 200  # handshakes before the baseline: imports, caches and pools settl
 
 def guarded_paths() -> dict[str, str]:
     """Echo path -> the refusal it must produce for a client without a token."""
-    expected = {}
-    if prefix := getattr(endpoint_paths, "PRE_ACCEPT_PREFIX", None):
-        expected[f"{prefix}/echo"] = "HTTP 401"
-    if prefix := getattr(endpoint_paths, "ACCEPT_THEN_CLOSE_PREFIX", None):
-        expected[f"{prefix}/echo"] = "close 4401"
-    if not expected:
-        raise RuntimeError("no guarded echo path found in paths.py")
-    return expected
+    refusal = {"pre_accept": "HTTP 401", "accept_then_close": "close 4401"}
+    return {path: refusal[strategy] for strategy, path in endpoint_paths.ECHO_ENDPOINTS.items()}
 
 
 def describe(status: int, close_code: int | None) -> str:

@@ -49,11 +49,4 @@ ADMITTED = [
 ]
 
 # Every guarded echo endpoint this project has (one per strategy it was generated with).
-ECHO_PATHS = [
-    f"{prefix}/echo"
-    for prefix in (
-        getattr(paths, "PRE_ACCEPT_PREFIX", None),
-        getattr(paths, "ACCEPT_THEN_CLOSE_PREFIX", None),
-    )
-    if prefix
-]
+ECHO_PATHS = list(paths.ECHO_ENDPOINTS.values())

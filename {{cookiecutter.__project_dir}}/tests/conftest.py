@@ -7,6 +7,7 @@ from fastapi.testclient import TestClient
 
 from cases import ALLOWED_ORIGIN, SECOND_TOKEN, SETTINGS_ENV, TOKEN
 from live_server import WS_IMPLEMENTATIONS, LiveServer
+from nginx_proxy import NginxProxy, find_nginx
 
 # `{{ cookiecutter.package_name }}.main` builds `app` from the environment when it is imported; give it
 # the test configuration first (environment variables win over a developer's .env).
@@ -37,12 +38,19 @@ def client(app: FastAPI) -> Iterator[TestClient]:
         yield client
 
 
-@pytest.fixture(scope="session", params=WS_IMPLEMENTATIONS)
+@pytest.fixture(scope="session", params=[*WS_IMPLEMENTATIONS, "nginx"])
 def live_server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LiveServer]:
-    """A real uvicorn on 127.0.0.1, once per ``--ws`` implementation."""
-    server = LiveServer(tmp_path_factory.mktemp("uvicorn"), ws=request.param)
-    with server:
+    """A real uvicorn on 127.0.0.1, once per ``--ws`` implementation, and once behind
+    nginx (deploy/nginx.conf in front of ``python -m {{ cookiecutter.package_name }}``)."""
+    workdir = tmp_path_factory.mktemp(request.param)
+    if request.param == "nginx":
+        find_nginx()  # skip or fail before starting anything
+        with LiveServer(workdir, launcher=True) as upstream, NginxProxy(upstream, workdir) as proxy:
+            yield proxy  # type: ignore[misc]  (same interface as LiveServer)
+        proxy.assert_no_unexpected_errors()
+        return
+    with LiveServer(workdir, ws=request.param) as server:
         yield server
     server.assert_no_unexpected_errors()

@@ -11,16 +11,16 @@ from .logs import configure_logging
 from .paths import ACCEPT_THEN_CLOSE_PREFIX, PRE_ACCEPT_PREFIX
 from .policy import AdmissionPolicy
 from .pre_accept import PreAcceptGuard
-from .routes import accept_then_close_echo, health, pre_accept_echo
+from .routes import accept_then_close_echo, {% if cookiecutter.browser_demo %}demo, {% endif %}health, pre_accept_echo
 {%- elif cookiecutter.rejection_strategy == "pre_accept" %}
 from .paths import PRE_ACCEPT_PREFIX
 from .policy import AdmissionPolicy
 from .pre_accept import PreAcceptGuard
-from .routes import health, pre_accept_echo
+from .routes import {% if cookiecutter.browser_demo %}demo, {% endif %}health, pre_accept_echo
 {%- else %}
 from .paths import ACCEPT_THEN_CLOSE_PREFIX
 from .policy import AdmissionPolicy
-from .routes import accept_then_close_echo, health
+from .routes import accept_then_close_echo, {% if cookiecutter.browser_demo %}demo, {% endif %}health
 {%- endif %}
 from .settings import Settings, load_settings
 
@@ -33,6 +33,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.policy = policy
     app.include_router(health.router)
+{%- if cookiecutter.browser_demo %}
+    app.include_router(demo.router)  # GET /: what each strategy looks like from a browser
+{%- endif %}
 {%- if cookiecutter.rejection_strategy == "both" %}
     app.include_router(pre_accept_echo.router, prefix=PRE_ACCEPT_PREFIX)
     # Guard only the pre-accept routes; the others refuse from inside the endpoint.

@@ -1,0 +1,1 @@
+"""websocket_gatekeeper: a FastAPI service whose WebSocket endpoints refuse unwanted clients."""

@@ -1,0 +1,1 @@
+"""WebSocket and HTTP routes, one module per concern."""

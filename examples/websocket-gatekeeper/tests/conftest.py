@@ -1,0 +1,56 @@
+import os
+from collections.abc import Iterator
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from cases import ALLOWED_ORIGIN, SECOND_TOKEN, SETTINGS_ENV, TOKEN
+from live_server import WS_IMPLEMENTATIONS, LiveServer
+from nginx_proxy import NginxProxy, find_nginx
+
+# `websocket_gatekeeper.main` builds `app` from the environment when it is imported; give it
+# the test configuration first (environment variables win over a developer's .env).
+os.environ.update(SETTINGS_ENV)
+
+from websocket_gatekeeper.main import create_app
+from websocket_gatekeeper.settings import Settings
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return Settings(
+        auth_tokens=[TOKEN, SECOND_TOKEN],
+        allowed_origins=[ALLOWED_ORIGIN],
+        max_message_bytes=1024,
+        _env_file=None,
+    )
+
+
+@pytest.fixture
+def app(settings: Settings) -> FastAPI:
+    return create_app(settings)
+
+
+@pytest.fixture
+def client(app: FastAPI) -> Iterator[TestClient]:
+    with TestClient(app) as client:
+        yield client
+
+
+@pytest.fixture(scope="session", params=[*WS_IMPLEMENTATIONS, "nginx"])
+def live_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveServer]:
+    """A real uvicorn on 127.0.0.1, once per ``--ws`` implementation, and once behind
+    nginx (deploy/nginx.conf in front of ``python -m websocket_gatekeeper``)."""
+    workdir = tmp_path_factory.mktemp(request.param)
+    if request.param == "nginx":
+        find_nginx()  # skip or fail before starting anything
+        with LiveServer(workdir, launcher=True) as upstream, NginxProxy(upstream, workdir) as proxy:
+            yield proxy  # type: ignore[misc]  (same interface as LiveServer)
+        proxy.assert_no_unexpected_errors()
+        return
+    with LiveServer(workdir, ws=request.param) as server:
+        yield server
+    server.assert_no_unexpected_errors()
