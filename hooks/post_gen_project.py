@@ -26,6 +26,7 @@ STRATEGY_FILES = {
         Path("tests", "test_pre_accept.py"),
         Path("tests", "test_live_pre_accept.py"),
         Path("tests", "no_denial_extension_app.py"),
+        Path("benchmarks", "strategy_pre_accept.py"),
         Path("docs", "pre-accept.md"),
     ],
     "accept_then_close": [
@@ -34,6 +35,7 @@ STRATEGY_FILES = {
         Path("tests", "test_accept_then_close.py"),
         Path("tests", "test_live_accept_then_close.py"),
         Path("tests", "crash_app.py"),
+        Path("benchmarks", "strategy_accept_then_close.py"),
         Path("docs", "accept-then-close.md"),
     ],
 }

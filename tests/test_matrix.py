@@ -33,6 +33,7 @@ STRATEGY_FILES = {
         "tests/test_pre_accept.py",
         "tests/test_live_pre_accept.py",
         "tests/no_denial_extension_app.py",
+        "benchmarks/strategy_pre_accept.py",
         "docs/pre-accept.md",
     ],
     "accept_then_close": [
@@ -41,6 +42,7 @@ STRATEGY_FILES = {
         "tests/test_accept_then_close.py",
         "tests/test_live_accept_then_close.py",
         "tests/crash_app.py",
+        "benchmarks/strategy_accept_then_close.py",
         "docs/accept-then-close.md",
     ],
 }

@@ -94,7 +94,10 @@ def test_oversized_handshake_is_refused(
 ) -> None:
     # Either h11 stops it (400), or it reaches the policy, which refuses it (431).
     request = handshake_request(path, headers, port=server.port)
-    response = exchange(server.port, request, until_close_frame=True)
+    try:
+        response = exchange(server.port, request, until_close_frame=True)
+    except ConnectionResetError:
+        return  # h11 answered 400 and reset while the oversized request was still arriving
     if response.status == 101:
         assert response.frames[-1][1][:2] == (4431).to_bytes(2, "big")
     else:

@@ -9,6 +9,7 @@ from starlette.websockets import WebSocketDisconnect
 
 from {{ cookiecutter.package_name }}.paths import PRE_ACCEPT_PREFIX
 from {{ cookiecutter.package_name }}.policy import MISSING_TOKEN, Rejection
+from {{ cookiecutter.package_name }}.pre_accept import CACHED_DENIALS, PreAcceptGuard
 
 from cases import BEARER, REFUSED
 
@@ -66,3 +67,21 @@ def test_without_the_denial_extension_it_closes_before_accept(app: FastAPI) -> N
         with client.websocket_connect(ECHO, headers=dict(BEARER)) as websocket:
             websocket.send_text("still works")
             assert websocket.receive_text() == "still works"
+
+
+def test_denials_for_per_request_rejections_are_not_cached_without_bound() -> None:
+    class CountingPolicy:
+        count = 0
+
+        def admit(self, connection: object) -> Rejection:
+            self.count += 1
+            return Rejection(429, "rate_limited", f"Retry in {self.count} s.")
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        raise AssertionError("a refused handshake must not reach the app")
+
+    guard = PreAcceptGuard(app, policy=CountingPolicy())  # type: ignore[arg-type]
+    with TestClient(guard) as client:
+        for _ in range(CACHED_DENIALS + 20):
+            assert refused(client, "/ws/anything").status_code == 429
+    assert len(guard._denials) == CACHED_DENIALS

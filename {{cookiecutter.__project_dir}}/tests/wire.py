@@ -53,6 +53,16 @@ def exchange(port: int, request: bytes, until_close_frame: bool = False) -> RawR
         return response
 
 
+def read_until_closed(stream: io.BufferedReader) -> bytes:
+    data = b""
+    try:
+        while chunk := stream.read1(65536):
+            data += chunk
+    except ConnectionResetError:
+        pass  # the server answered, then reset the rest of a request it would not read
+    return data
+
+
 def read_frame(stream: io.BufferedReader) -> tuple[int, bytes]:
     """(opcode, payload) of one unmasked server frame."""
     first, second = stream.read(2)
@@ -68,7 +78,7 @@ def read_body(stream: io.BufferedReader, headers: dict[str, str]) -> bytes:
     if "content-length" in headers:
         return stream.read(int(headers["content-length"]))
     if headers.get("transfer-encoding") != "chunked":
-        return stream.read()  # delimited by the server closing the connection
+        return read_until_closed(stream)
     body = b""
     while size := int(stream.readline().split(b";")[0], 16):
         body += stream.read(size)

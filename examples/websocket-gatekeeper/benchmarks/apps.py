@@ -1,11 +1,11 @@
-"""The ASGI apps the benchmark compares, each served by its own uvicorn process.
+"""The reference apps the benchmark compares the strategies with (strategy_*.py).
 
-All of them refuse a handshake without a token in the way named, and answer
-``GET /health``; the policy, settings and echo loop are the project's own.
+Each is served by its own uvicorn process. All refuse a handshake without a
+token and answer ``GET /health``; the policy, settings and echo loop are the
+project's own.
 """
 
 import json
-from importlib.util import find_spec
 
 from fastapi import FastAPI, WebSocket
 from fastapi.responses import JSONResponse
@@ -20,9 +20,6 @@ BENCH_TOKEN = "benchmark-token-0123456789"
 SETTINGS = Settings(auth_tokens=[BENCH_TOKEN], _env_file=None)
 POLICY = AdmissionPolicy(SETTINGS.auth_tokens)
 PATH = "/ws/echo"
-
-HAS_PRE_ACCEPT = find_spec("websocket_gatekeeper.pre_accept") is not None
-HAS_ACCEPT_THEN_CLOSE = find_spec("websocket_gatekeeper.accept_then_close") is not None
 
 _BODY = json.dumps({"detail": MISSING_TOKEN.message, "code": MISSING_TOKEN.code}).encode()
 _DENIAL_START = {
@@ -76,20 +73,6 @@ def with_plain_echo(app: FastAPI) -> FastAPI:
 
 # FastAPI without any guard: the reference for the guard's overhead on allowed traffic.
 unguarded = with_plain_echo(fastapi_app())
-
-if HAS_PRE_ACCEPT:
-    from websocket_gatekeeper.pre_accept import PreAcceptGuard
-
-    # The generated pre-accept guard in front of the same app.
-    guarded = with_plain_echo(fastapi_app())
-    guarded.add_middleware(PreAcceptGuard, policy=POLICY)
-
-if HAS_ACCEPT_THEN_CLOSE:
-    from websocket_gatekeeper.routes import accept_then_close_echo
-
-    # The generated accept-then-close endpoint.
-    accept_then_close = fastapi_app()
-    accept_then_close.include_router(accept_then_close_echo.router, prefix="/ws")
 
 # FastAPI's own route-level denial: the endpoint asks the policy and calls
 # send_denial_response, after routing and dependency resolution.

@@ -22,13 +22,14 @@ import tempfile
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
+from importlib import import_module
 from importlib.metadata import version
 from pathlib import Path
 
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from apps import BENCH_TOKEN, HAS_ACCEPT_THEN_CLOSE, HAS_PRE_ACCEPT, PATH
+from apps import BENCH_TOKEN, PATH
 
 from live_server import LiveServer
 from wire_client import echo_round_trips, handshake_many, http_get_many
@@ -42,12 +43,13 @@ STACKS = {  # (--http, --ws)
 }
 AUTH = [("Authorization", f"Bearer {BENCH_TOKEN}")]
 
-# (label, app in apps.py, what a client without a token must receive)
+# The strategies this project has: one strategy_*.py module each (see apps.py).
+STRATEGIES = [import_module(path.stem) for path in sorted(BENCHMARKS.glob("strategy_*.py"))]
+# (label, "module:app" to serve, what a client without a token must receive)
 REFUSING_APPS = [
-    ("raw ASGI denial (baseline)", "raw", "HTTP 401"),
-    *([("pre-accept guard", "guarded", "HTTP 401")] if HAS_PRE_ACCEPT else []),
-    ("FastAPI route send_denial_response", "route_denial", "HTTP 401"),
-    *([("accept-then-close", "accept_then_close", "close 4401")] if HAS_ACCEPT_THEN_CLOSE else []),
+    ("raw ASGI denial (baseline)", "apps:raw", "HTTP 401"),
+    *((s.LABEL, f"{s.__name__}:app", s.REFUSAL) for s in STRATEGIES),
+    ("FastAPI route send_denial_response", "apps:route_denial", "HTTP 401"),
 ]
 
 
@@ -95,7 +97,7 @@ def allowed_batch(server: LiveServer, kind: str, count: int) -> dict:
 def serve(app: str, stack: str) -> LiveServer:
     http, ws = STACKS[stack]
     args = ("--app-dir", str(BENCHMARKS), "--log-level", "warning", "--http", http)
-    return LiveServer(Path(tempfile.mkdtemp()), ws=ws, app=f"apps:{app}", extra_args=args)
+    return LiveServer(Path(tempfile.mkdtemp()), ws=ws, app=app, extra_args=args)
 
 
 def median_of(rounds: list[dict]) -> dict:
@@ -104,9 +106,11 @@ def median_of(rounds: list[dict]) -> dict:
 
 def run(count: int, rounds: int, concurrency: int, stack: str) -> dict:
     report: dict = {"refusals": {}, "allowed": {}}
-    names = [app for _, app, _ in REFUSING_APPS] + ["unguarded"]
+    # (guarded app, the same app without the guard) for each strategy that is a guard
+    comparisons = [(f"{s.__name__}:app", s.WITHOUT_GUARD) for s in STRATEGIES if s.WITHOUT_GUARD]
+    names = {app for _, app, _ in REFUSING_APPS} | {baseline for _, baseline in comparisons}
     with ExitStack() as processes:
-        servers = {name: processes.enter_context(serve(name, stack)) for name in names}
+        servers = {name: processes.enter_context(serve(name, stack)) for name in sorted(names)}
         samples: dict[str, list[dict]] = {label: [] for label, _, _ in REFUSING_APPS}
         for _, app, expected in REFUSING_APPS:  # warm-up: imports, caches, connection pools
             refusal_batch(servers[app], expected, min(count, 300), concurrency)
@@ -115,12 +119,12 @@ def run(count: int, rounds: int, concurrency: int, stack: str) -> dict:
                 samples[label].append(refusal_batch(servers[app], expected, count, concurrency))
         for label, _, _ in REFUSING_APPS:
             report["refusals"][label] = median_of(samples[label])
-        if HAS_PRE_ACCEPT:
-            for kind, ops in (("health", count * 2), ("echo", count * 2)):
+        for app, baseline in comparisons:
+            for kind in ("health", "echo"):
                 runs: dict[str, list[dict]] = {"without guard": [], "with guard": []}
                 for _ in range(rounds):
-                    runs["without guard"].append(allowed_batch(servers["unguarded"], kind, ops))
-                    runs["with guard"].append(allowed_batch(servers["guarded"], kind, ops))
+                    runs["without guard"].append(allowed_batch(servers[baseline], kind, count * 2))
+                    runs["with guard"].append(allowed_batch(servers[app], kind, count * 2))
                 report["allowed"][kind] = {k: median_of(v) for k, v in runs.items()}
     report["errors"] = {name: s.error_lines() for name, s in servers.items() if s.error_lines()}
     return report

@@ -16,9 +16,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from .policy import AdmissionPolicy, Rejection, log_rejection
 
 DENIAL_EXTENSION = "websocket.http.response"
+CACHED_DENIALS = 64  # refusal kinds whose messages are kept; a policy has a handful
 
 
 class PreAcceptGuard:
+    """Refuse WebSocket handshakes under ``path_prefix`` that the policy rejects."""
+
     def __init__(self, app: ASGIApp, policy: AdmissionPolicy, path_prefix: str = "/") -> None:
         self.app = app
         self.policy = policy
@@ -46,14 +49,16 @@ class PreAcceptGuard:
 
     def _denial(self, rejection: Rejection) -> tuple[Message, Message]:
         # Build each refusal's messages once; afterwards a refusal costs two sends.
-        if rejection not in self._denials:
+        # (Bounded, in case a policy makes Rejections with per-request messages.)
+        denial = self._denials.get(rejection)
+        if denial is None:
             body = json.dumps({"detail": rejection.message, "code": rejection.code}).encode()
             headers = [
                 (b"content-type", b"application/json"),
                 (b"content-length", b"%d" % len(body)),
             ]
             headers += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in rejection.headers]
-            self._denials[rejection] = (
+            denial = (
                 {
                     "type": "websocket.http.response.start",
                     "status": rejection.status,
@@ -61,4 +66,6 @@ class PreAcceptGuard:
                 },
                 {"type": "websocket.http.response.body", "body": body},
             )
-        return self._denials[rejection]
+            if len(self._denials) < CACHED_DENIALS:
+                self._denials[rejection] = denial
+        return denial
