@@ -81,7 +81,7 @@ def test_denials_for_per_request_rejections_are_not_cached_without_bound() -> No
         raise AssertionError("a refused handshake must not reach the app")
 
     guard = PreAcceptGuard(app, policy=CountingPolicy())  # type: ignore[arg-type]
-    with TestClient(guard) as client:
-        for _ in range(CACHED_DENIALS + 20):
-            assert refused(client, "/ws/anything").status_code == 429
+    client = TestClient(guard)  # no `with`: no lifespan, only the handshakes
+    for _ in range(CACHED_DENIALS + 20):
+        assert refused(client, "/ws/anything").status_code == 429
     assert len(guard._denials) == CACHED_DENIALS
