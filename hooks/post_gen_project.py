@@ -14,7 +14,8 @@ import shutil
 import sys
 from pathlib import Path
 
-ANSWERS = json.loads(r'{{ cookiecutter | tojson }}')
+# The answers as JSON data: tojson escapes every ' so this raw string cannot end early.
+ANSWERS = json.loads(r'{{ cookiecutter | tojson }}')  # fmt: skip
 
 PACKAGE = Path("src", ANSWERS["package_name"])
 

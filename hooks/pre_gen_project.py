@@ -15,8 +15,9 @@ import keyword
 import re
 import sys
 
-ANSWERS = json.loads(r'{{ cookiecutter | tojson }}')
-CHOICES = json.loads(r'{{ _cookiecutter | tojson }}')
+# Single quotes on purpose (tojson escapes ' but not "): keep the formatter off them.
+ANSWERS = json.loads(r'{{ cookiecutter | tojson }}')  # fmt: skip
+CHOICES = json.loads(r'{{ _cookiecutter | tojson }}')  # fmt: skip
 
 SLUG = re.compile(r"[a-z][a-z0-9]*(-[a-z0-9]+)*")
 PACKAGE = re.compile(r"[a-z_][a-z0-9_]*")

@@ -1,14 +1,15 @@
 """Time one bake of the template with the default answers: the median of several.
 
-    .venv/bin/python scripts/time_bake.py [runs]
+.venv/bin/python scripts/time_bake.py [runs]
 """
 
 import contextlib
-import io
+import os
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from cookiecutter.main import cookiecutter
@@ -16,8 +17,22 @@ from cookiecutter.main import cookiecutter
 TEMPLATE = Path(__file__).resolve().parents[1]
 
 
+@contextlib.contextmanager
+def quiet_stdout() -> Iterator[None]:
+    """Silence fd 1 itself: the hooks run as child processes and print their next steps."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    with Path(os.devnull).open("w") as devnull:
+        os.dup2(devnull.fileno(), 1)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
 def bake_seconds() -> float:
-    with tempfile.TemporaryDirectory() as output, contextlib.redirect_stdout(io.StringIO()):
+    with tempfile.TemporaryDirectory() as output, quiet_stdout():
         started = time.perf_counter()
         cookiecutter(str(TEMPLATE), no_input=True, output_dir=output)
         return time.perf_counter() - started

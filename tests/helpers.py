@@ -112,7 +112,7 @@ SUMMARY = re.compile(r"(\d+) (passed|failed|errors?|skipped|xfailed|xpassed)")
 def summary_counts(output: str) -> dict[str, int]:
     """Counts from pytest's closing line, e.g. {"passed": 172, "failed": 0}."""
     last = output.strip().splitlines()[-1] if output.strip() else ""
-    return {kind.rstrip("s") if kind.startswith("error") else kind: int(n) for n, kind in SUMMARY.findall(last)}
+    return {kind.removesuffix("s"): int(n) for n, kind in SUMMARY.findall(last)}
 
 
 # "${{ ... }}" is GitHub Actions' own expression syntax, not a Jinja leftover.

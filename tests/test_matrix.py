@@ -66,7 +66,7 @@ OPTION_FILES = {
 Baked = tuple[dict, Path]
 
 
-def bake(cookies_session, answers: dict) -> Path:  # noqa: ANN001 (pytest-cookies is untyped)
+def bake(cookies_session, answers: dict) -> Path:
     result = cookies_session.bake(extra_context=answers)
     assert result.exit_code == 0, result.exception
     assert result.exception is None
@@ -74,7 +74,7 @@ def bake(cookies_session, answers: dict) -> Path:  # noqa: ANN001 (pytest-cookie
 
 
 @pytest.fixture(scope="session", params=COMBINATIONS)
-def baked(request: pytest.FixtureRequest, cookies_session) -> Baked:  # noqa: ANN001
+def baked(request: pytest.FixtureRequest, cookies_session) -> Baked:
     return request.param, bake(cookies_session, request.param)
 
 
@@ -156,7 +156,8 @@ def test_github_workflow_lints_and_tests_with_uv(baked: Baked) -> None:
     assert setup["with"]["enable-cache"] is True
     assert setup["with"]["python-version"] == "${{ matrix.python-version }}"
     commands = [step.get("run", "") for step in job["steps"]]
-    for expected in ("uv sync", "uv run ruff check .", "uv run ruff format --check .", "uv run pytest"):
+    lint = ["uv run ruff check .", "uv run ruff format --check ."]
+    for expected in ("uv sync", *lint, "uv run pytest"):
         assert expected in commands
 
 
@@ -176,7 +177,8 @@ def test_dockerfile_is_slim_uv_non_root_with_healthcheck(baked: Baked) -> None:
     assert by_name["FROM"] == [f"python:{answers['python_version']}-slim"]
     assert any("astral-sh/uv" in copy for copy in by_name["COPY"])
     assert any("uv pip install" in run for run in by_name["RUN"])
-    assert by_name["USER"] and by_name["USER"][-1] not in {"root", "0"}
+    assert by_name["USER"]
+    assert by_name["USER"][-1] not in {"root", "0"}
     assert "/health" in by_name["HEALTHCHECK"][0]
     assert by_name["CMD"] == [f'["python", "-m", "{PKG}", "--host", "0.0.0.0", "--port", "8000"]']
     launcher = (project / "src" / PKG / "__main__.py").read_text(encoding="utf-8")
@@ -196,7 +198,7 @@ def test_pre_commit_runs_ruff(baked: Baked) -> None:
 
 @pytest.mark.matrix
 @pytest.mark.parametrize("answers", SUITE_COMBINATIONS)
-def test_generated_test_suite_passes(answers: dict, cookies_session) -> None:  # noqa: ANN001
+def test_generated_test_suite_passes(answers: dict, cookies_session) -> None:
     project = bake(cookies_session, answers)
     python = install_project(project, python_for(answers["python_version"]))
     result = subprocess.run(

@@ -2,7 +2,7 @@
 
 import re
 
-from helpers import TEMPLATE
+from helpers import TEMPLATE, ruff
 
 README = (TEMPLATE / "README.md").read_text(encoding="utf-8")
 
@@ -29,3 +29,11 @@ def test_generated_readme_and_next_steps_share_the_commands() -> None:
     assert f"{setup} && .venv/bin/python -m {{{{ cookiecutter.package_name }}}}" in readme
     assert f"{setup} && .venv/bin/python -m pytest" in readme
     assert '"python3 -m venv .venv && .venv/bin/python -m pip install -q -U pip"' in hook
+
+
+def test_template_side_code_is_lint_clean() -> None:
+    # hooks/, tests/ and scripts/ are the template's own code: held to the same bar.
+    code = ["hooks", "tests", "scripts"]  # (the skeleton is linted after rendering)
+    for args in (["check", "--no-cache", *code], ["format", "--check", "--no-cache", *code]):
+        result = ruff(*args, cwd=TEMPLATE)
+        assert result.returncode == 0, result.stdout + result.stderr

@@ -6,7 +6,6 @@ import shutil
 import subprocess
 import time
 from pathlib import Path
-from types import TracebackType
 
 import pytest
 
@@ -36,9 +35,11 @@ class NginxProxy:
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
 
+    # The same URLs, HTTP helper and exit as LiveServer (whose interface tests use).
     http_url = LiveServer.http_url
     ws_url = LiveServer.ws_url
     get = LiveServer.get
+    __exit__ = LiveServer.__exit__
 
     @property
     def log(self) -> str:
@@ -72,14 +73,6 @@ class NginxProxy:
                 raise RuntimeError(f"nginx did not start: {self.process.stderr.read()!r}")  # type: ignore[union-attr]
             time.sleep(0.05)
         return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
