@@ -9,6 +9,7 @@
 """
 
 import json
+import runpy
 import secrets
 import shutil
 import sys
@@ -108,10 +109,9 @@ def write_answers() -> None:
     Path(".cruft.json").write_text(json.dumps(cruft, indent=2) + "\n", encoding="utf-8")
 
 
-def echo_paths(answer: str) -> list[str]:
-    if answer == "both":
-        return ["/ws/pre-accept/echo", "/ws/accept-then-close/echo"]
-    return ["/ws/echo"]
+def echo_paths() -> list[str]:
+    """The echo endpoints, as the freshly rendered paths.py declares them (no imports there)."""
+    return list(runpy.run_path(str(PACKAGE / "paths.py"))["ECHO_ENDPOINTS"].values())
 
 
 def main() -> int:
@@ -122,7 +122,7 @@ def main() -> int:
     write_answers()
     slug = ANSWERS["project_slug"]
     package = ANSWERS["package_name"]
-    urls = "\n".join(f"    ws://127.0.0.1:8000{path}?token={token}" for path in echo_paths(answer))
+    urls = "\n".join(f"    ws://127.0.0.1:8000{path}?token={token}" for path in echo_paths())
     setup = (
         "python3 -m venv .venv && .venv/bin/python -m pip install -q -U pip"
         " && .venv/bin/python -m pip install -q -e . --group dev"

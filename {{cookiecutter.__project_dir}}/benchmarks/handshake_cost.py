@@ -20,11 +20,12 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Coroutine
 from contextlib import ExitStack
 from importlib import import_module
 from importlib.metadata import version
 from pathlib import Path
+from typing import TypeVar
 
 import psutil
 
@@ -53,29 +54,29 @@ REFUSING_APPS = [
 ]
 
 
+T = TypeVar("T")
+
+
 def cpu_seconds(process: psutil.Process) -> float:
     times = process.cpu_times()
     return times.user + times.system
 
 
-def measured(process: psutil.Process, work: Callable[[], object]) -> tuple[float, float, object]:
-    """(server CPU seconds, wall seconds, result) of ``work``."""
+def measured(process: psutil.Process, work: Coroutine[None, None, T]) -> tuple[float, float, T]:
+    """(server CPU seconds, wall seconds, result) of running ``work``."""
     cpu, wall = cpu_seconds(process), time.perf_counter()
-    result = work()
+    result = asyncio.run(work)
     return cpu_seconds(process) - cpu, time.perf_counter() - wall, result
 
 
 def refusal_batch(server: LiveServer, expected: str, count: int, concurrency: int) -> dict:
-    process = psutil.Process(server.process.pid)  # type: ignore[union-attr]
-    cpu, wall, outcomes = measured(
-        process,
-        lambda: asyncio.run(handshake_many(server.host, server.port, PATH, [], count, concurrency)),
-    )
-    seen = [f"close {o.close_code}" if o.status == 101 else f"HTTP {o.status}" for o in outcomes]  # type: ignore[union-attr]
-    wrong = [s for s in seen if s != expected]
+    process = psutil.Process(server.pid)
+    work = handshake_many(server.host, server.port, PATH, [], count, concurrency)
+    cpu, wall, outcomes = measured(process, work)
+    wrong = {outcome.refusal for outcome in outcomes} - {expected}
     if wrong:
-        raise RuntimeError(f"{server.app}: expected {expected}, got {sorted(set(wrong))}")
-    latencies = sorted(o.seconds for o in outcomes)  # type: ignore[union-attr]
+        raise RuntimeError(f"{server.app}: expected {expected}, got {sorted(wrong)}")
+    latencies = sorted(outcome.seconds for outcome in outcomes)
     return {
         "cpu_us": cpu / count * 1e6,
         "per_second": count / wall,
@@ -85,11 +86,11 @@ def refusal_batch(server: LiveServer, expected: str, count: int, concurrency: in
 
 
 def allowed_batch(server: LiveServer, kind: str, count: int) -> dict:
-    process = psutil.Process(server.process.pid)  # type: ignore[union-attr]
+    process = psutil.Process(server.pid)
     if kind == "health":
-        work = lambda: asyncio.run(http_get_many(server.host, server.port, "/health", count, 8))  # noqa: E731
+        work = http_get_many(server.host, server.port, "/health", count, 8)
     else:
-        work = lambda: asyncio.run(echo_round_trips(server.host, server.port, PATH, AUTH, count))  # noqa: E731
+        work = echo_round_trips(server.host, server.port, PATH, AUTH, count)
     cpu, wall, _ = measured(process, work)
     return {"cpu_us": cpu / count * 1e6, "per_second": count / wall}
 

@@ -60,6 +60,11 @@ class LiveServer:
         return f"ws://{self.host}:{self.port}"
 
     @property
+    def pid(self) -> int:
+        assert self.process is not None, "the server is not running"
+        return self.process.pid
+
+    @property
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 

@@ -38,14 +38,10 @@ def guarded_paths() -> dict[str, str]:
     return {path: refusal[strategy] for strategy, path in endpoint_paths.ECHO_ENDPOINTS.items()}
 
 
-def describe(status: int, close_code: int | None) -> str:
-    return f"close {close_code}" if status == 101 else f"HTTP {status}"
-
-
 def flood(requests: int, concurrency: int) -> dict[str, object]:
     report: dict[str, object] = {"requests_per_path": requests, "concurrency": concurrency}
     with LiveServer(Path(tempfile.mkdtemp()), launcher=True) as server:
-        process = psutil.Process(server.process.pid)  # type: ignore[union-attr]
+        process = psutil.Process(server.pid)
         for path in guarded_paths():
             asyncio.run(handshake_many(server.host, server.port, path, [], WARM_UP, concurrency))
         time.sleep(0.5)
@@ -56,7 +52,7 @@ def flood(requests: int, concurrency: int) -> dict[str, object]:
                 handshake_many(server.host, server.port, path, [], requests, concurrency)
             )
             elapsed = time.perf_counter() - started
-            seen = Counter(describe(o.status, o.close_code) for o in outcomes)
+            seen = Counter(outcome.refusal for outcome in outcomes)
             report[path] = {
                 "expected": expected,
                 "seen": dict(seen),

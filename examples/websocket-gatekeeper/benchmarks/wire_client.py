@@ -22,6 +22,11 @@ class Outcome:
     seconds: float  # from connect to the final byte
     error: str = ""
 
+    @property
+    def refusal(self) -> str:
+        """What the client was told: "HTTP 401", or "close 4401" after an accept."""
+        return f"close {self.close_code}" if self.status == 101 else f"HTTP {self.status}"
+
 
 def client_frame(opcode: int, payload: bytes) -> bytes:
     """A masked client frame (RFC 6455 requires clients to mask)."""

@@ -161,7 +161,7 @@ def test_refusals_are_logged_once_without_the_token(server: LiveServer) -> None:
 
 
 def test_no_descriptor_leaks_after_a_burst(server: LiveServer) -> None:
-    process = psutil.Process(server.process.pid)  # type: ignore[union-attr]
+    process = psutil.Process(server.pid)
     baseline = process.num_fds()
     for path in ECHO_PATHS:
         for _ in range(100):
