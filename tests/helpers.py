@@ -35,15 +35,13 @@ COMBINATIONS = [
         STRATEGIES, PYTHON_VERSIONS, *[(True, False)] * len(OPTIONS)
     )
 ]
-# Where the generated test suite runs: every strategy on every Python with all
-# options on, and every strategy with all of them off. The other pieces add no
-# Python code (CI, Docker, pre-commit files), and are checked by parsing them.
+# Where the generated test suite runs: every combination that changes Python
+# code or tests (strategy x Python x browser demo), once with the other pieces on
+# and once with them off. Those pieces (CI, Docker, pre-commit files) add no
+# Python; every combination of them is checked by parsing in test_matrix.py.
 SUITE_COMBINATIONS = [
-    *(combination(strategy, python) for strategy in STRATEGIES for python in PYTHON_VERSIONS),
-    *(
-        combination(strategy, PYTHON_VERSIONS[0], **dict.fromkeys(OPTIONS, False))
-        for strategy in STRATEGIES
-    ),
+    combination(strategy, python, browser_demo=demo, github_ci=demo, docker=demo, pre_commit=demo)
+    for strategy, python, demo in itertools.product(STRATEGIES, PYTHON_VERSIONS, (True, False))
 ]
 
 
