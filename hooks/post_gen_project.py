@@ -1,9 +1,12 @@
-"""Shape the freshly rendered project for the chosen rejection strategy.
+"""Shape the freshly rendered project for the chosen options.
 
-- Remove every file that belongs only to a strategy that was not chosen, so the
-  generated code carries no dead branches.
-- Write a ``.env`` with a random token: the app refuses to start without one,
-  and a per-project random secret is never a shared default.
+- Pick whole files: ``name.<choice>.py`` becomes ``name.py`` for the chosen
+  strategy or authentication and is removed for the others; files that belong
+  only to an unchosen strategy or option are removed. The generated code carries
+  no dead branches and no Jinja conditionals.
+- Write a ``.env`` with a random secret (API token or JWT secret): the app
+  refuses to start without one, and a per-project random secret is never a
+  shared default.
 - Keep the answers in ``.cruft.json`` (cruft-compatible) for later updates.
 - Print the next steps.
 """
@@ -19,6 +22,12 @@ from pathlib import Path
 ANSWERS = json.loads(r'{{ cookiecutter | tojson }}')  # fmt: skip
 
 PACKAGE = Path("src", ANSWERS["package_name"])
+
+# Options whose choices come as whole-file variants: `name.<choice>.<ext>`.
+VARIANTS = {
+    "rejection_strategy": ("both", "pre_accept", "accept_then_close"),
+    "authentication": ("api_tokens", "jwt"),
+}
 
 # Files that exist only for one strategy. Everything else is shared.
 STRATEGY_FILES = {
@@ -42,6 +51,18 @@ STRATEGY_FILES = {
     ],
 }
 
+# Files that exist only for one authentication (beside the `name.<choice>.py` variants).
+AUTHENTICATION_FILES = {
+    "api_tokens": [
+        Path("tests", "test_api_tokens.py"),
+    ],
+    "jwt": [
+        PACKAGE / "jwks.py",
+        Path("tests", "test_jwt.py"),
+        Path("tests", "test_jwks.py"),
+        Path("tests", "jwks_server.py"),
+    ],
+}
 
 # Files that exist only for an optional piece, removed when it is turned off.
 OPTION_FILES = {
@@ -55,6 +76,19 @@ OPTION_FILES = {
     "pre_commit": [Path(".pre-commit-config.yaml")],
 }
 SCREENSHOTS = Path("docs", "screenshots")  # one per strategy; the chosen one is kept
+
+
+def pick_variants() -> None:
+    """Keep the chosen variant of every `name.<choice>.<ext>` file, as `name.<ext>`."""
+    for option, choices in VARIANTS.items():
+        for path in sorted(Path().rglob("*.*.*")):
+            stem, choice, extension = path.name.rsplit(".", 2)
+            if choice not in choices:
+                continue
+            if choice == ANSWERS[option]:
+                path.rename(path.with_name(f"{stem}.{extension}"))
+            else:
+                path.unlink()
 
 
 def chosen_strategies(answer: str) -> set[str]:
@@ -73,6 +107,9 @@ def prune(chosen: set[str]) -> None:
     for strategy, paths in STRATEGY_FILES.items():
         if strategy not in chosen:
             remove(paths)
+    for authentication, paths in AUTHENTICATION_FILES.items():
+        if authentication != ANSWERS["authentication"]:
+            remove(paths)
     for option, paths in OPTION_FILES.items():
         if not ANSWERS[option]:
             remove(paths)
@@ -86,12 +123,15 @@ def keep_screenshot(answer: str) -> None:
 
 
 def write_env_file() -> str:
-    token = secrets.token_urlsafe(32)
+    """Copy .env.example to .env with a fresh secret; return the line that changed."""
+    if ANSWERS["authentication"] == "jwt":
+        setting = f"WS_JWT_SECRET={secrets.token_urlsafe(48)}"
+    else:
+        setting = f"WS_AUTH_TOKENS=dev:{secrets.token_urlsafe(32)}:admin"
+    name = setting.split("=", 1)[0] + "="
     example = Path(".env.example").read_text(encoding="utf-8")
-    Path(".env").write_text(
-        example.replace("WS_AUTH_TOKENS=", f"WS_AUTH_TOKENS={token}", 1), encoding="utf-8"
-    )
-    return token
+    Path(".env").write_text(example.replace(name, setting, 1), encoding="utf-8")
+    return setting
 
 
 def write_answers() -> None:
@@ -114,22 +154,41 @@ def echo_paths() -> list[str]:
     return list(runpy.run_path(str(PACKAGE / "paths.py"))["ECHO_ENDPOINTS"].values())
 
 
+def try_it(setting: str, package: str) -> str:
+    """How to connect once the app runs, with the secret just written to .env."""
+    paths = echo_paths()
+    if ANSWERS["authentication"] == "jwt":
+        return (
+            "A random WS_JWT_SECRET was written to .env (never commit it). Mint a token\n"
+            f"and connect (the app must be running):\n"
+            f"    TOKEN=$(.venv/bin/python -m {package} token --sub alice --scope admin)\n"
+            + "\n".join(
+                f'    .venv/bin/python -m websockets "ws://127.0.0.1:8000{path}?token=$TOKEN"'
+                for path in paths
+            )
+        )
+    token = setting.split(":")[1]
+    return "A random token was written to .env (never commit it). Try:\n" + "\n".join(
+        f"    ws://127.0.0.1:8000{path}?token={token}" for path in paths
+    )
+
+
 def main() -> int:
-    answer = ANSWERS["rejection_strategy"]
-    keep_screenshot(answer)
-    prune(chosen_strategies(answer))
-    token = write_env_file()
+    strategy = ANSWERS["rejection_strategy"]
+    pick_variants()
+    keep_screenshot(strategy)
+    prune(chosen_strategies(strategy))
+    setting = write_env_file()
     write_answers()
     slug = ANSWERS["project_slug"]
     package = ANSWERS["package_name"]
-    urls = "\n".join(f"    ws://127.0.0.1:8000{path}?token={token}" for path in echo_paths())
     setup = (
         "python3 -m venv .venv && .venv/bin/python -m pip install -q -U pip"
         " && .venv/bin/python -m pip install -q -e . --group dev"
     )
     print(
         f"""
-Created {slug}/ (rejection strategy: {answer}).
+Created {slug}/ (rejection strategy: {strategy}, authentication: {ANSWERS["authentication"]}).
 
 In {slug}/, run the app (sets up .venv, then serves on http://127.0.0.1:8000):
     {setup} && .venv/bin/python -m {package}
@@ -137,8 +196,7 @@ In {slug}/, run the app (sets up .venv, then serves on http://127.0.0.1:8000):
 Run its tests (same set-up, then pytest):
     {setup} && .venv/bin/python -m pytest
 
-A random token was written to {slug}/.env (never commit it). Try:
-{urls}
+{try_it(setting, package)}
 Docs: {slug}/README.md, {slug}/docs/overview.md
 """
     )

@@ -10,8 +10,8 @@ import json
 from fastapi import FastAPI, WebSocket
 from fastapi.responses import JSONResponse
 from starlette.types import Receive, Scope, Send
-
 from {{ cookiecutter.package_name }}.policy import MISSING_TOKEN, AdmissionPolicy
+
 from {{ cookiecutter.package_name }}.routes import health
 from {{ cookiecutter.package_name }}.routes.echo import echo
 from {{ cookiecutter.package_name }}.settings import Settings

@@ -1,13 +1,13 @@
 """Handshakes both strategies must treat the same way, shared by every test module."""
 
 import pytest
-
-from {{ cookiecutter.package_name }} import paths
 from {{ cookiecutter.package_name }}.policy import (
     INVALID_TOKEN,
     MISSING_TOKEN,
     ORIGIN_NOT_ALLOWED,
 )
+
+from {{ cookiecutter.package_name }} import paths
 
 TOKEN = "test-token-0123456789abcdef"
 SECOND_TOKEN = "second-token-0123456789abcdef"

@@ -6,10 +6,10 @@ import pytest
 from fastapi import FastAPI, WebSocket
 from fastapi.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
+from {{ cookiecutter.package_name }}.policy import Rejected, Rejection
 
 from {{ cookiecutter.package_name }}.accept_then_close import accept_then_close, trim_reason
 from {{ cookiecutter.package_name }}.paths import ACCEPT_THEN_CLOSE_PREFIX
-from {{ cookiecutter.package_name }}.policy import Rejected, Rejection
 
 from cases import REFUSED
 

@@ -4,11 +4,11 @@ import json
 from pathlib import Path
 
 import pytest
+from {{ cookiecutter.package_name }}.policy import Rejection
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from {{ cookiecutter.package_name }}.paths import ACCEPT_THEN_CLOSE_PREFIX
-from {{ cookiecutter.package_name }}.policy import Rejection
 
 from cases import REFUSED
 from live_server import LiveServer

@@ -5,11 +5,11 @@ import time
 from pathlib import Path
 
 import pytest
+from {{ cookiecutter.package_name }}.policy import Rejection
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
 from {{ cookiecutter.package_name }}.paths import PRE_ACCEPT_PREFIX
-from {{ cookiecutter.package_name }}.policy import Rejection
 
 from cases import BEARER, REFUSED
 from live_server import LiveServer

@@ -4,7 +4,6 @@ import hmac
 
 import pytest
 from starlette.requests import HTTPConnection
-
 from {{ cookiecutter.package_name }}.policy import (
     HEADERS_TOO_LARGE,
     INVALID_TOKEN,

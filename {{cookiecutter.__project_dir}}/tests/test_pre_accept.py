@@ -6,9 +6,9 @@ from fastapi.testclient import TestClient
 from starlette.testclient import WebSocketDenialResponse
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocketDisconnect
+from {{ cookiecutter.package_name }}.policy import MISSING_TOKEN, Rejection
 
 from {{ cookiecutter.package_name }}.paths import PRE_ACCEPT_PREFIX
-from {{ cookiecutter.package_name }}.policy import MISSING_TOKEN, Rejection
 from {{ cookiecutter.package_name }}.pre_accept import CACHED_DENIALS, PreAcceptGuard
 
 from cases import BEARER, REFUSED

@@ -1,53 +1,67 @@
-"""Application factory: settings -> admission policy -> routes and guard.
+"""Application factory: settings -> admission pipeline -> routes, guard and store.
 
-Served as ``uvicorn {{ cookiecutter.package_name }}.main:app`` (see ``__main__.py`` for the
-recommended server options).
+Served by ``python -m {{ cookiecutter.package_name }}`` (the recommended uvicorn options, see
+``__main__.py``), ``uvicorn {{ cookiecutter.package_name }}.main:app`` or ``fastapi run``.
 """
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from . import endpoints, metrics
+from .admission import Admission
+from .auth import CredentialVerifier
 from .logs import configure_logging
-{%- if cookiecutter.rejection_strategy == "both" %}
-from .paths import ACCEPT_THEN_CLOSE_PREFIX, PRE_ACCEPT_PREFIX
-from .policy import AdmissionPolicy
-from .pre_accept import PreAcceptGuard
-from .routes import accept_then_close_echo, {% if cookiecutter.browser_demo %}demo, {% endif %}health, pre_accept_echo
-{%- elif cookiecutter.rejection_strategy == "pre_accept" %}
-from .paths import PRE_ACCEPT_PREFIX
-from .policy import AdmissionPolicy
-from .pre_accept import PreAcceptGuard
-from .routes import {% if cookiecutter.browser_demo %}demo, {% endif %}health, pre_accept_echo
-{%- else %}
-from .paths import ACCEPT_THEN_CLOSE_PREFIX
-from .policy import AdmissionPolicy
-from .routes import accept_then_close_echo, {% if cookiecutter.browser_demo %}demo, {% endif %}health
-{%- endif %}
+from .not_found import refuse_unknown_websocket_paths
+from .routes import {% if cookiecutter.browser_demo %}demo, {% endif %}health, tickets
 from .settings import Settings, load_settings
+from .store import MemoryStore, Store
+from .store_redis import RedisStore
+
+logger = logging.getLogger(__name__)
+
+
+def open_store(settings: Settings) -> Store:
+    if settings.limits_storage_url == "memory://":
+        return MemoryStore()
+    return RedisStore(settings.limits_storage_url, settings.connection_lease_seconds)
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    admission: Admission = app.state.admission
+    if not settings.allowed_origins:
+        logger.warning(
+            "WS_ALLOWED_ORIGINS is empty: every browser page is refused (origin_not_allowed). "
+            "List your pages' origins, e.g. WS_ALLOWED_ORIGINS=http://127.0.0.1:8000 "
+            "(cp .env.example .env sets that for local development)"
+        )
+    await admission.store.start()
+    await admission.verifier.start()
+    try:
+        yield
+    finally:
+        await admission.store.close()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or load_settings()
-    policy = AdmissionPolicy(settings.auth_tokens, settings.allowed_origins)
+    admission = Admission(settings, CredentialVerifier(settings), open_store(settings))
 
-    app = FastAPI(title="{{ cookiecutter.package_name }}")
+    app = FastAPI(title="{{ cookiecutter.package_name }}", lifespan=lifespan)
     app.state.settings = settings
-    app.state.policy = policy
+    app.state.admission = admission
     app.include_router(health.router)
+    app.include_router(tickets.router)
+    app.include_router(metrics.router)
 {%- if cookiecutter.browser_demo %}
-    app.include_router(demo.router)  # GET /: what each strategy looks like from a browser
+    app.include_router(demo.router)  # GET /: what a browser sees when refused or admitted
 {%- endif %}
-{%- if cookiecutter.rejection_strategy == "both" %}
-    app.include_router(pre_accept_echo.router, prefix=PRE_ACCEPT_PREFIX)
-    # Guard only the pre-accept routes; the others refuse from inside the endpoint.
-    app.add_middleware(PreAcceptGuard, policy=policy, path_prefix=PRE_ACCEPT_PREFIX + "/")
-    app.include_router(accept_then_close_echo.router, prefix=ACCEPT_THEN_CLOSE_PREFIX)
-{%- elif cookiecutter.rejection_strategy == "pre_accept" %}
-    app.include_router(pre_accept_echo.router, prefix=PRE_ACCEPT_PREFIX)
-    # Every WebSocket route is guarded, including the ones you add later.
-    app.add_middleware(PreAcceptGuard, policy=policy)
-{%- else %}
-    app.include_router(accept_then_close_echo.router, prefix=ACCEPT_THEN_CLOSE_PREFIX)
-{%- endif %}
+    endpoints.install(app)
+    refuse_unknown_websocket_paths(app, admission)
     return app
 
 
