@@ -5,9 +5,10 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from cases import ALLOWED_ORIGIN, SECOND_TOKEN, SETTINGS_ENV, TOKEN
+from cases import SETTINGS_ENV
 from live_server import WS_IMPLEMENTATIONS, LiveServer
 from nginx_proxy import NginxProxy, find_nginx
+from redis_server import RedisServer, find_redis
 
 # `{{ cookiecutter.package_name }}.main` builds `app` from the environment when it is imported; give it
 # the test configuration first (environment variables win over a developer's .env).
@@ -19,12 +20,7 @@ from {{ cookiecutter.package_name }}.settings import Settings
 
 @pytest.fixture
 def settings() -> Settings:
-    return Settings(
-        auth_tokens=[TOKEN, SECOND_TOKEN],
-        allowed_origins=[ALLOWED_ORIGIN],
-        max_message_bytes=1024,
-        _env_file=None,
-    )
+    return Settings(_env_file=None)
 
 
 @pytest.fixture
@@ -34,7 +30,7 @@ def app(settings: Settings) -> FastAPI:
 
 @pytest.fixture
 def client(app: FastAPI) -> Iterator[TestClient]:
-    with TestClient(app) as client:
+    with TestClient(app) as client:  # `with`: runs the lifespan (store, keys)
         yield client
 
 
@@ -54,3 +50,11 @@ def live_server(
     with LiveServer(workdir, ws=request.param) as server:
         yield server
     server.assert_no_unexpected_errors()
+
+
+@pytest.fixture
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A fresh redis-server per test: tests stop, freeze and restart it."""
+    find_redis()
+    with RedisServer(tmp_path_factory.mktemp("redis")) as server:
+        yield server

@@ -8,8 +8,8 @@ from {{ cookiecutter.package_name }}.main import app
 SECRET_DETAIL = "database password is hunter2"
 
 
-@app.websocket("/ws/test/crash")
+@app.websocket_route("/ws/test/crash")
+@accept_then_close()
 async def crash(websocket: WebSocket) -> None:
-    async with accept_then_close(websocket):
-        await websocket.receive_text()
-        raise RuntimeError(SECRET_DETAIL)
+    await websocket.receive_text()
+    raise RuntimeError(SECRET_DETAIL)

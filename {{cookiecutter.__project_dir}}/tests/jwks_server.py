@@ -1,1 +1,1 @@
-"""placeholder"""
+"""Placeholder: being written (JWT verifier, JWKS over HTTP)."""

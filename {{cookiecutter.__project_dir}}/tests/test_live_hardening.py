@@ -16,7 +16,8 @@ import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
-from cases import BEARER, ECHO_PATHS, TOKEN
+from cases import BEARER, ECHO_PATHS
+from credentials import TOKEN
 from live_server import LiveServer
 from wire import exchange, handshake_request
 

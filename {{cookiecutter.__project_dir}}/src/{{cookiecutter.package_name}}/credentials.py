@@ -71,7 +71,8 @@ def subprotocol_token(subprotocols: list[str]) -> bytes | None:
         if offered.startswith(_CARRIER_PREFIX) and len(offered) > len(_CARRIER_PREFIX):
             encoded = offered[len(_CARRIER_PREFIX) :].encode("latin-1", "replace")
             try:
-                return base64.urlsafe_b64decode(encoded + b"=" * (-len(encoded) % 4))
+                padded = encoded + b"=" * (-len(encoded) % 4)
+                return base64.b64decode(padded, altchars=b"-_", validate=True)
             except (binascii.Error, ValueError):
                 return encoded  # not base64url: verification refuses it as invalid
     return None
