@@ -7,21 +7,29 @@
 - Write a ``.env`` with a random secret (API token or JWT secret): the app
   refuses to start without one, and a per-project random secret is never a
   shared default.
-- Keep the answers in ``.cruft.json`` (cruft-compatible) for later updates.
-- Print the next steps.
+- Keep the answers, the template's location and its git commit in
+  ``.cruft.json``, so ``cruft check`` and ``cruft update`` work on a project made
+  with plain cookiecutter (under cruft, cruft writes that file itself).
+- Print the next steps (not under cruft: `cruft update` runs this hook in
+  throw-away folders).
 """
 
 import json
+import os
 import runpy
 import secrets
 import shutil
+import subprocess
 import sys
-from pathlib import Path
+from pathlib import Path, PurePath
 
 # The answers as JSON data: tojson escapes every ' so this raw string cannot end early.
 ANSWERS = json.loads(r'{{ cookiecutter | tojson }}')  # fmt: skip
 
 PACKAGE = Path("src", ANSWERS["package_name"])
+# cookiecutter (2.2+) always sets `_repo_dir`; cruft, which calls cookiecutter's
+# generate_files() with a context of its own, never does.
+UNDER_CRUFT = "_repo_dir" not in ANSWERS
 
 # Options whose choices come as whole-file variants: `name.<choice>.<ext>`.
 VARIANTS = {
@@ -61,6 +69,8 @@ AUTHENTICATION_FILES = {
         Path("tests", "test_jwt.py"),
         Path("tests", "test_jwks.py"),
         Path("tests", "jwks_server.py"),
+        Path("tests", "test_expiry.py"),
+        Path("tests", "loop_stats_app.py"),
     ],
 }
 
@@ -72,10 +82,17 @@ OPTION_FILES = {
         Path("tests", "test_browser_demo.py"),
     ],
     "github_ci": [Path(".github")],
-    "docker": [Path("Dockerfile"), Path(".dockerignore")],
+    "docker": [Path("Dockerfile"), Path(".dockerignore"), Path("compose.yaml")],
     "pre_commit": [Path(".pre-commit-config.yaml")],
 }
 SCREENSHOTS = Path("docs", "screenshots")  # one per strategy; the chosen one is kept
+
+# cookiecutter's built-in abbreviations, for a template typed as `gh:owner/repo`.
+ABBREVIATIONS = {
+    "gh": "https://github.com/{0}.git",
+    "gl": "https://gitlab.com/{0}.git",
+    "bb": "https://bitbucket.org/{0}",
+}
 
 
 def pick_variants() -> None:
@@ -96,11 +113,13 @@ def chosen_strategies(answer: str) -> set[str]:
 
 
 def remove(paths: list[Path]) -> None:
+    # A listed path that does not exist is a template bug, caught by a template test
+    # (tests/test_hooks.py); here it must not stop generation.
     for path in paths:
         if path.is_dir():
             shutil.rmtree(path)
         else:
-            path.unlink()
+            path.unlink(missing_ok=True)
 
 
 def prune(chosen: set[str]) -> None:
@@ -116,9 +135,10 @@ def prune(chosen: set[str]) -> None:
 
 
 def keep_screenshot(answer: str) -> None:
-    """The demo page differs per strategy: keep the screenshot of the chosen one."""
+    """The demo page differs per strategy and authentication: keep the chosen one's."""
     if ANSWERS["browser_demo"]:
-        (SCREENSHOTS / f"browser-demo-{answer}.png").rename(Path("docs", "browser-demo.png"))
+        chosen = f"browser-demo-{answer}-{ANSWERS['authentication']}.png"
+        (SCREENSHOTS / chosen).rename(Path("docs", "browser-demo.png"))
     shutil.rmtree(SCREENSHOTS)
 
 
@@ -134,19 +154,77 @@ def write_env_file() -> str:
     return setting
 
 
+def git(folder: Path, *args: str) -> str | None:
+    """What `git -C folder ...` prints, or None: no git, not a repository, no such thing."""
+    try:
+        done = subprocess.run(
+            ["git", "-C", str(folder), *args], capture_output=True, text=True, check=False
+        )
+    except OSError:
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def template_folder() -> Path | None:
+    """The template's folder on this machine (cookiecutter's `_repo_dir`), absolute."""
+    repo_dir = Path(ANSWERS["_repo_dir"])
+    if repo_dir.is_absolute():
+        return repo_dir.resolve()
+    # A local template comes as typed, relative to a folder the hook does not run in.
+    # cookiecutter runs hooks from inside the template's folder: ask the parent
+    # process where it is (Linux), else resolve against the shell's folder.
+    candidates = [Path(f"/proc/{os.getppid()}/cwd"), Path(os.environ.get("PWD", "/"), repo_dir)]
+    return next(
+        (path.resolve() for path in candidates if (path / "cookiecutter.json").is_file()), None
+    )
+
+
+def clone_url(typed: str, origin: str | None) -> str:
+    """A URL git can clone: the clone's own origin, else the typed one with abbreviations
+    expanded and cookiecutter's `git+` prefix removed (`git+file:///x` -> `file:///x`)."""
+    if origin:
+        return origin
+    prefix, _, rest = typed.partition(":")
+    if prefix in ABBREVIATIONS:
+        return ABBREVIATIONS[prefix].format(rest)
+    return typed.removeprefix("git+")
+
+
+def template_source() -> dict[str, str | None]:
+    """Where cruft can fetch the template again, and the commit this project came from."""
+    typed, repo_dir = PurePath(ANSWERS["_template"]), PurePath(ANSWERS["_repo_dir"])
+    folder = template_folder()
+    tracked = folder and git(folder, "ls-files", "--error-unmatch", "cookiecutter.json")
+    commit = git(folder, "rev-parse", "HEAD") if folder and tracked else None
+    top = git(folder, "rev-parse", "--show-toplevel") if folder and tracked else None
+    directory = os.path.relpath(folder, top) if folder and top and folder != Path(top) else None
+    # A local folder is used where it is (`_repo_dir` is the typed path, or below it);
+    # anything else (a URL, `gh:...`) was cloned by cookiecutter into its cache.
+    if typed in (repo_dir, *repo_dir.parents):
+        location = top or str(folder or typed)
+    else:
+        origin = git(folder, "remote", "get-url", "origin") if folder else None
+        location = clone_url(ANSWERS["_template"], origin)
+    return {"template": location, "commit": commit, "directory": directory}
+
+
 def write_answers() -> None:
-    """Keep the answers in .cruft.json, for `cruft update` or a re-generation later."""
+    """Keep the answers in .cruft.json, so `cruft check` / `cruft update` work later."""
+    source = template_source()
     machine_specific = {"_output_dir", "_repo_dir", "__prompts__"}
     answers = {key: value for key, value in ANSWERS.items() if key not in machine_specific}
+    answers.update(_template=source["template"], _commit=source["commit"])
+    answers = dict(sorted(answers.items()))  # stable, whatever order the answers came in
     cruft = {
-        "template": ANSWERS["_template"],
-        "commit": None,
+        "template": source["template"],
+        "commit": source["commit"],
         "checkout": ANSWERS.get("_checkout"),
         "context": {"cookiecutter": answers},
-        "directory": None,
+        "directory": source["directory"],
         "skip": [".env", "docs/browser-demo.png"],
     }
-    Path(".cruft.json").write_text(json.dumps(cruft, indent=2) + "\n", encoding="utf-8")
+    text = json.dumps(cruft, ensure_ascii=False, indent=2)  # as cruft writes it
+    Path(".cruft.json").write_text(text + "\n", encoding="utf-8")
 
 
 def echo_paths() -> list[str]:
@@ -173,22 +251,15 @@ def try_it(setting: str, package: str) -> str:
     )
 
 
-def main() -> int:
-    strategy = ANSWERS["rejection_strategy"]
-    pick_variants()
-    keep_screenshot(strategy)
-    prune(chosen_strategies(strategy))
-    setting = write_env_file()
-    write_answers()
-    slug = ANSWERS["project_slug"]
-    package = ANSWERS["package_name"]
+def next_steps(setting: str) -> str:
+    slug, package = ANSWERS["project_slug"], ANSWERS["package_name"]
     setup = (
         "python3 -m venv .venv && .venv/bin/python -m pip install -q -U pip"
         " && .venv/bin/python -m pip install -q -e . --group dev"
     )
-    print(
-        f"""
-Created {slug}/ (rejection strategy: {strategy}, authentication: {ANSWERS["authentication"]}).
+    chosen = f"rejection strategy: {ANSWERS['rejection_strategy']}"
+    return f"""
+Created {slug}/ ({chosen}, authentication: {ANSWERS["authentication"]}).
 
 In {slug}/, run the app (sets up .venv, then serves on http://127.0.0.1:8000):
     {setup} && .venv/bin/python -m {package}
@@ -199,7 +270,21 @@ Run its tests (same set-up, then pytest):
 {try_it(setting, package)}
 Docs: {slug}/README.md, {slug}/docs/overview.md
 """
-    )
+
+
+def main() -> int:
+    strategy = ANSWERS["rejection_strategy"]
+    pick_variants()
+    keep_screenshot(strategy)
+    prune(chosen_strategies(strategy))
+    setting = write_env_file()
+    if UNDER_CRUFT:
+        # cruft writes .cruft.json itself, and `cruft update` runs this hook twice in
+        # throw-away folders: next steps quoting a secret that is not in the project's
+        # .env would mislead. The project's README has the same steps.
+        return 0
+    write_answers()
+    print(next_steps(setting))
     return 0
 
 

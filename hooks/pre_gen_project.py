@@ -17,7 +17,16 @@ import sys
 
 # Single quotes on purpose (tojson escapes ' but not "): keep the formatter off them.
 ANSWERS = json.loads(r'{{ cookiecutter | tojson }}')  # fmt: skip
-CHOICES = json.loads(r'{{ _cookiecutter | tojson }}')  # fmt: skip
+
+# The choices cookiecutter.json offers, repeated here because cruft renders hooks
+# without `_cookiecutter` (the template's own cookiecutter.json); a template test
+# keeps the two identical. cookiecutter refuses other choices given on the command
+# line itself; these catch the rest (a replay file, an edited .cruft.json).
+CHOICES = {
+    "python_version": ("3.13", "3.12", "3.11", "3.10"),
+    "rejection_strategy": ("both", "pre_accept", "accept_then_close"),
+    "authentication": ("api_tokens", "jwt"),
+}
 
 SLUG = re.compile(r"[a-z][a-z0-9]*(-[a-z0-9]+)*")
 PACKAGE = re.compile(r"[a-z_][a-z0-9_]*")
@@ -28,7 +37,9 @@ CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # shadow it on sys.path and break the app in confusing ways.
 DEPENDENCIES = {
     "fastapi", "starlette", "uvicorn", "pydantic", "pydantic_settings", "websockets",
-    "wsproto", "httpx", "pytest", "anyio", "tests", "src", "benchmarks", "scripts",
+    "wsproto", "h11", "httptools", "httpx", "pytest", "anyio", "limits", "redis",
+    "prometheus_client", "jwt", "cryptography", "psutil", "playwright", "fastapi_cli",
+    "tests", "src", "benchmarks", "scripts",
 }  # fmt: skip
 
 MAX_LENGTH = {
@@ -101,8 +112,7 @@ def problems(answers: dict[str, str]) -> list[tuple[str, str]]:
         ("author_name", check_text("author_name", answers["author_name"])),
         ("author_email", check_text("author_email", answers["author_email"])),
         ("author_email", check_email(answers["author_email"])),
-        ("python_version", check_choice("python_version", answers["python_version"])),
-        ("rejection_strategy", check_choice("rejection_strategy", answers["rejection_strategy"])),
+        *((field, check_choice(field, answers[field])) for field in CHOICES),
     ]
     return [(field, rule) for field, rule in checks if rule is not None]
 

@@ -1,4 +1,4 @@
-"""Time one bake of the template with the default answers: the median of several.
+"""Time what the template tests do per combination: bake, ruff, vulture (medians).
 
 .venv/bin/python scripts/time_bake.py [runs]
 """
@@ -6,13 +6,17 @@
 import contextlib
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 
 from cookiecutter.main import cookiecutter
+from ruff.__main__ import find_ruff_bin
+from vulture import Vulture
 
 TEMPLATE = Path(__file__).resolve().parents[1]
 
@@ -31,20 +35,39 @@ def quiet_stdout() -> Iterator[None]:
         os.close(saved)
 
 
-def bake_seconds() -> float:
-    with tempfile.TemporaryDirectory() as output, quiet_stdout():
-        started = time.perf_counter()
-        cookiecutter(str(TEMPLATE), no_input=True, output_dir=output)
-        return time.perf_counter() - started
+def seconds(action: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    action()
+    return time.perf_counter() - started
+
+
+def report(name: str, times: list[float]) -> None:
+    times = sorted(times)
+    print(
+        f"{name:<22} median {statistics.median(times) * 1000:5.0f} ms over {len(times)} runs "
+        f"(min {times[0] * 1000:.0f} ms, max {times[-1] * 1000:.0f} ms)"
+    )
 
 
 def main() -> None:
     runs = int(sys.argv[1]) if len(sys.argv) > 1 else 11
-    times = sorted(bake_seconds() for _ in range(runs))
-    print(
-        f"one bake (defaults): median {statistics.median(times) * 1000:.0f} ms over {runs} runs "
-        f"(min {times[0] * 1000:.0f} ms, max {times[-1] * 1000:.0f} ms)"
-    )
+    ruff = find_ruff_bin()
+    timings: dict[str, list[float]] = {}
+    with tempfile.TemporaryDirectory() as output:
+        for run in range(runs):
+            folder = Path(output, str(run))
+            bake = partial(cookiecutter, str(TEMPLATE), no_input=True, output_dir=str(folder))
+            with quiet_stdout():
+                timings.setdefault("one bake (defaults)", []).append(seconds(bake))
+            project = folder / "websocket-gatekeeper"
+            for args in (["check"], ["format", "--check"]):
+                lint = partial(subprocess.run, [ruff, *args, "--no-cache", "."], cwd=project,
+                               capture_output=True, check=False)  # fmt: skip
+                timings.setdefault(f"ruff {args[0]}", []).append(seconds(lint))
+            scan = partial(Vulture().scavenge, [str(project / "src")])
+            timings.setdefault("vulture scan of src/", []).append(seconds(scan))
+    for name, times in timings.items():
+        report(name, times)
 
 
 if __name__ == "__main__":

@@ -8,41 +8,68 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from ruff.__main__ import find_ruff_bin
 from uv import find_uv_bin
 
 TEMPLATE = Path(__file__).resolve().parents[1]
+SKELETON = TEMPLATE / "{{cookiecutter.__project_dir}}"
 CHOICES = json.loads((TEMPLATE / "cookiecutter.json").read_text(encoding="utf-8"))
 STRATEGIES: list[str] = CHOICES["rejection_strategy"]
+AUTHENTICATIONS: list[str] = CHOICES["authentication"]
 PYTHON_VERSIONS: list[str] = CHOICES["python_version"]
 
 OPTIONS = ["browser_demo", "github_ci", "docker", "pre_commit"]  # yes/no pieces
 
 
-def combination(strategy: str, python: str, **options: bool) -> pytest.param:
-    answers = {"rejection_strategy": strategy, "python_version": python}
+def combination(strategy: str, authentication: str, python: str, **options: bool) -> pytest.param:
+    answers: dict[str, Any] = {
+        "rejection_strategy": strategy,
+        "authentication": authentication,
+        "python_version": python,
+    }
     answers.update({name: options.get(name, True) for name in OPTIONS})
-    off = [name for name in OPTIONS if not answers[name]]
-    return pytest.param(answers, id="-".join([strategy, f"py{python}", *(f"no_{o}" for o in off)]))
+    off = [f"no_{name}" for name in OPTIONS if not answers[name]]
+    return pytest.param(answers, id="-".join([strategy, authentication, f"py{python}", *off]))
 
 
 # Every combination of every option that changes the output: baked, pruned, linted.
+# 3 strategies x 2 authentications x 4 Pythons x 2^4 yes/no pieces = 384.
 COMBINATIONS = [
-    combination(strategy, python, **dict(zip(OPTIONS, flags, strict=True)))
-    for strategy, python, *flags in itertools.product(
-        STRATEGIES, PYTHON_VERSIONS, *[(True, False)] * len(OPTIONS)
+    combination(strategy, authentication, python, **dict(zip(OPTIONS, flags, strict=True)))
+    for strategy, authentication, python, *flags in itertools.product(
+        STRATEGIES, AUTHENTICATIONS, PYTHON_VERSIONS, *[(True, False)] * len(OPTIONS)
     )
 ]
-# Where the generated test suite runs: every combination that changes Python
-# code or tests (strategy x Python x browser demo), once with the other pieces on
-# and once with them off. Those pieces (CI, Docker, pre-commit files) add no
-# Python; every combination of them is checked by parsing in test_matrix.py.
+# Where the generated test suite runs: where the Python code or tests differ, i.e.
+# strategy x authentication x browser demo (12 suites); the other yes/no pieces
+# follow the demo (all on, or all off) and add no Python. The Python versions
+# rotate, (i + i // 4) % 4: each version runs 3 suites, each strategy x
+# authentication runs on two different versions, and every strategy, every
+# authentication and the demo on and off each meet all four versions.
 SUITE_COMBINATIONS = [
-    combination(strategy, python, browser_demo=demo, github_ci=demo, docker=demo, pre_commit=demo)
-    for strategy, python, demo in itertools.product(STRATEGIES, PYTHON_VERSIONS, (True, False))
+    combination(
+        strategy, authentication, PYTHON_VERSIONS[(i + i // 4) % 4], **dict.fromkeys(OPTIONS, demo)
+    )
+    for i, (strategy, authentication, demo) in enumerate(
+        itertools.product(STRATEGIES, AUTHENTICATIONS, (True, False))
+    )
 ]
+
+
+def load_hook(name: str, **answers: Any) -> dict[str, Any]:
+    """The names a hook defines, with ``answers`` standing in for cookiecutter's context.
+
+    The hook's only Jinja is its `{{ cookiecutter | tojson }}` line; put JSON there
+    and run the module body (not its ``main()``).
+    """
+    source = (TEMPLATE / "hooks" / f"{name}.py").read_text(encoding="utf-8")
+    rendered = source.replace("{{ cookiecutter | tojson }}", json.dumps(answers))
+    namespace: dict[str, Any] = {"__name__": f"hook_{name}"}
+    exec(compile(rendered, f"hooks/{name}.py", "exec"), namespace)
+    return namespace
 
 
 def ruff(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:

@@ -5,12 +5,13 @@ type them: exit status not 0, one ``ERROR: <field>: <rule>`` line, nothing left
 in the output directory.
 """
 
+import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from helpers import TEMPLATE, leftover_jinja, ruff
+from helpers import CHOICES, TEMPLATE, leftover_jinja, ruff
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -80,6 +81,7 @@ def test_bad_answer_stops_with_one_clear_line(
     ("answer", "field"),
     [
         ("rejection_strategy=reject_everyone", "rejection_strategy"),
+        ("authentication=saml", "authentication"),
         ("python_version=3.9", "python_version"),
     ],
 )
@@ -94,6 +96,51 @@ def test_unknown_choice_is_refused_before_anything_is_written(
     last = result.stderr.strip().splitlines()[-1]
     assert field in last
     assert "choices are" in last
+    assert list(output.iterdir()) == []
+
+
+REPLAYED = {
+    "project_name": "Replayed",
+    "project_slug": "replayed",
+    "package_name": "replayed",
+    "description": "d",
+    "author_name": "a",
+    "author_email": "a@example.com",
+    "python_version": "3.13",
+    "rejection_strategy": "both",
+    "authentication": "api_tokens",
+    "browser_demo": True,
+    "github_ci": True,
+    "docker": True,
+    "pre_commit": True,
+    "__project_dir": "replayed",
+    "_copy_without_render": ["*.png"],
+}
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("authentication", "saml"), ("rejection_strategy", "never"), ("python_version", "3.9")],
+)
+def test_unknown_choice_in_a_replay_file_is_refused_by_the_hook(
+    tmp_path: Path, field: str, value: str
+) -> None:
+    # A replay file (or an edited .cruft.json) skips cookiecutter's own choice check:
+    # the pre-gen hook holds the line, with the same choices as cookiecutter.json.
+    replay = tmp_path / "replay.json"
+    replay.write_text(json.dumps({"cookiecutter": {**REPLAYED, field: value}}), encoding="utf-8")
+    output = tmp_path / "out"
+    output.mkdir()
+    result = subprocess.run(
+        [sys.executable, "-m", "cookiecutter", "--replay-file", str(replay), "-o", str(output),
+         str(TEMPLATE)],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode != 0
+    ours = [line for line in result.stderr.splitlines() if line.startswith("ERROR: ")]
+    assert ours == [
+        f"ERROR: {field}: {value!r} is not supported; choose one of: " + ", ".join(CHOICES[field])
+    ]
     assert list(output.iterdir()) == []
 
 
@@ -118,7 +165,7 @@ def test_non_ascii_project_name_gets_a_valid_derived_slug(tmp_path: Path) -> Non
     result = cookiecutter(tmp_path / "out", "project_name=Café Señal Überwachung")
     assert result.returncode == 0, result.stderr
     project = tmp_path / "out" / "cafe-senal-uberwachung"
-    assert (project / "src" / "cafe_senal_uberwachung" / "policy.py").exists()
+    assert (project / "src" / "cafe_senal_uberwachung" / "main.py").exists()
     assert leftover_jinja(project) == []
     assert ruff("check", "--no-cache", ".", cwd=project).returncode == 0
     assert ruff("format", "--check", "--no-cache", ".", cwd=project).returncode == 0

@@ -12,7 +12,8 @@ REGENERATE = (
     "rm -rf examples && python -m cookiecutter --no-input -o examples . "
     "&& rm examples/websocket-gatekeeper/.env"
 )
-# Different on every bake: a fresh random token, and where the template was read from.
+# Different on every bake: a fresh random secret. (.cruft.json's template location
+# and commit are normalised in tree().)
 UNSTABLE = {".env"}
 
 
@@ -26,9 +27,10 @@ def tree(root: Path) -> dict[str, bytes]:
         name = str(path.relative_to(root))
         if path.is_file() and name not in UNSTABLE and "__pycache__" not in path.parts:
             files[name] = path.read_bytes()
-    if ".cruft.json" in files:  # the template's location is the one unstable answer
+    if ".cruft.json" in files:  # where the template is, and its commit, vary by checkout
         cruft = json.loads(files[".cruft.json"])
         cruft["template"] = cruft["context"]["cookiecutter"]["_template"] = "<template>"
+        cruft["commit"] = cruft["context"]["cookiecutter"]["_commit"] = "<commit>"
         files[".cruft.json"] = json.dumps(cruft, indent=2).encode()
     return files
 

@@ -13,3 +13,8 @@ def credential_for(identity: str, scopes: tuple[str, ...] = ()) -> tuple[str, di
     token = f"{identity}-token-0123456789abcdef"
     entry = f"{identity}:{token}" + (f":{' '.join(scopes)}" if scopes else "")
     return token, {"WS_AUTH_TOKENS": f"{AUTH_ENV['WS_AUTH_TOKENS']},{entry}"}
+
+
+def expiring_credential(ttl: int) -> tuple[str, float] | None:
+    """API tokens never expire: there is no credential that ends a connection by expiring."""
+    return None

@@ -1,5 +1,7 @@
 """The credentials the tests present: HS256 JWTs signed with the test secret."""
 
+import jwt
+
 from {{ cookiecutter.package_name }}.auth import mint_token
 
 SECRET = "test-secret-for-hs256-0123456789abcdef-0123456789"
@@ -15,3 +17,9 @@ AUTH_ENV = {"WS_JWT_SECRET": SECRET}
 def credential_for(identity: str, scopes: tuple[str, ...] = ()) -> tuple[str, dict[str, str]]:
     """A fresh credential for ``identity``, and the settings env that makes it valid."""
     return mint_token(SECRET, identity, 3600, scopes), {}
+
+
+def expiring_credential(ttl: int) -> tuple[str, float] | None:
+    """A token for "alice" that expires ``ttl`` seconds from now, and its ``exp`` (Unix time)."""
+    token = mint_token(SECRET, IDENTITY, ttl)
+    return token, float(jwt.decode(token, SECRET, algorithms=["HS256"])["exp"])

@@ -1,17 +1,21 @@
-"""Debian's redis-server on a free port of 127.0.0.1, for the tests that need a real one."""
+"""A real Redis for the tests: Debian's redis-server on a free port of 127.0.0.1,
+or the one ``REDIS_URL`` names (CI's Redis service container)."""
 
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
 from types import TracebackType
 
 import pytest
+from redis import Redis
+from redis.exceptions import RedisError
 
 from live_server import free_port
+
+MISSING = "REDIS-SERVER NOT FOUND: the Redis tests did NOT run (apt-get install redis-server)"
 
 
 def find_redis() -> str:
@@ -19,26 +23,31 @@ def find_redis() -> str:
     found = os.environ.get("REDIS_SERVER") or shutil.which("redis-server")
     if found:
         return found
-    message = "REDIS-SERVER NOT FOUND: the Redis tests did NOT run (apt-get install redis-server)"
     if os.environ.get("REQUIRE_REDIS"):
-        pytest.fail(message)
-    pytest.skip(message)
+        pytest.fail(MISSING)
+    pytest.skip(MISSING)
 
 
 class RedisServer:
-    """One redis-server process: no persistence, so a restart loses every key."""
+    """One redis-server process: no persistence, so a restart loses every key.
 
-    def __init__(self, workdir: Path) -> None:
+    With ``url`` it starts nothing and uses that Redis (flushed on entry and exit),
+    which the tests can read and write but not stop, freeze or restart.
+    """
+
+    def __init__(self, workdir: Path, url: str | None = None) -> None:
         self.workdir = workdir
+        self.external = url is not None
         self.port = free_port()
+        self.url = url or f"redis://127.0.0.1:{self.port}/0"
         self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        self.client = Redis.from_url(self.url, socket_timeout=2, decode_responses=True)
 
     def __enter__(self) -> "RedisServer":
-        self.start()
+        if self.external:
+            self.client.flushdb()
+        else:
+            self.start()
         return self
 
     def __exit__(
@@ -47,9 +56,13 @@ class RedisServer:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
+        if self.external:
+            self.client.flushdb()
         self.stop()
+        self.client.close()
 
     def start(self) -> None:
+        assert not self.external, "an external Redis cannot be started"
         command = [
             find_redis(), "--port", str(self.port), "--bind", "127.0.0.1",
             "--save", "", "--appendonly", "no", "--dir", str(self.workdir),
@@ -70,6 +83,11 @@ class RedisServer:
             self.process.terminate()
             self.process.wait(timeout=10)
 
+    def restart(self) -> None:
+        """Stop and start again on the same port, with no keys (as after a crash)."""
+        self.stop()
+        self.start()
+
     def pause(self) -> None:
         """Freeze Redis: connections open, nothing answers (a hung server)."""
         assert self.process is not None
@@ -81,14 +99,16 @@ class RedisServer:
 
     def ping(self) -> bool:
         try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
-                sock.sendall(b"PING\r\n")
-                return sock.recv(16).startswith(b"+PONG")
-        except OSError:
+            return bool(self.client.ping())
+        except (OSError, RedisError):
             return False
 
-    def command(self, *args: str) -> bytes:
-        """One command in the inline protocol; the raw reply (for assertions on keys)."""
-        with socket.create_connection(("127.0.0.1", self.port), timeout=2) as sock:
-            sock.sendall(" ".join(args).encode() + b"\r\n")
-            return sock.recv(65536)
+    def lease_counts(self, prefix: str = "ws") -> dict[str, int]:
+        """Open connections per identity, as the leases in Redis count them (expired ones not)."""
+        now = self.client.time()
+        now_seconds = now[0] + now[1] / 1_000_000
+        return {
+            key.removeprefix(f"{prefix}:leases:"): count
+            for key in self.client.scan_iter(f"{prefix}:leases:*")
+            if (count := self.client.zcount(key, f"({now_seconds}", "+inf"))
+        }

@@ -107,7 +107,7 @@ async def test_any_foreign_origin_among_several_refuses(admission: Admission) ->
 async def test_oversized_handshake_is_refused_before_anything_else(admission: Admission) -> None:
     scope = handshake({**bearer(TOKEN), "origin": "https://evil.example", "x-pad": "a" * 17_000})
     assert await admission.admit(scope, "test") == HEADERS_TOO_LARGE
-    assert HEADERS_TOO_LARGE.close_code == 4431
+    assert HEADERS_TOO_LARGE.status == 431
 
 
 async def test_scopes_a_route_requires(admission: Admission) -> None:
@@ -128,7 +128,7 @@ async def test_handshake_rate_is_limited_per_address_before_credentials(settings
     for headers in (bearer(TOKEN), {}):  # with or without a credential: the rate comes first
         refused = await admission.admit(handshake(headers, client=here), "t")
         assert isinstance(refused, Rejection)
-        assert (refused.status, refused.code, refused.close_code) == (429, "rate_limited", 4429)
+        assert (refused.status, refused.code) == (429, "rate_limited")
         retry_after = int(dict(refused.headers)["retry-after"])
         assert 1 <= retry_after <= 60
     assert isinstance(await admission.admit(handshake(bearer(TOKEN), client=there), "t"), Admitted)
@@ -164,9 +164,11 @@ def ticket_request(token: str | None) -> HTTPConnection:
 
 
 async def test_a_ticket_admits_once_as_the_identity_that_asked(admission: Admission) -> None:
-    ticket = await admission.issue_ticket(ticket_request(TOKEN))
-    assert isinstance(ticket, str)
+    issued = await admission.issue_ticket(ticket_request(TOKEN))
+    assert isinstance(issued, tuple)
+    ticket, seconds = issued
     assert len(ticket) >= 40
+    assert seconds == 30
     admitted = await admission.admit(handshake(query=f"?ticket={ticket}"), "t", ADMIN)
     assert isinstance(admitted, Admitted)
     assert admitted.identity.user.identity == IDENTITY
@@ -175,7 +177,7 @@ async def test_a_ticket_admits_once_as_the_identity_that_asked(admission: Admiss
 
 
 async def test_concurrent_uses_of_one_ticket_admit_one(admission: Admission) -> None:
-    ticket = await admission.issue_ticket(ticket_request(TOKEN))
+    ticket, _ = await admission.issue_ticket(ticket_request(TOKEN))  # type: ignore[misc]
     outcomes = await asyncio.gather(
         *(admission.admit(handshake(query=f"?ticket={ticket}"), "t") for _ in range(10))
     )
@@ -185,7 +187,7 @@ async def test_concurrent_uses_of_one_ticket_admit_one(admission: Admission) -> 
 async def test_a_ticket_expires_after_30_seconds(
     admission: Admission, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    ticket = await admission.issue_ticket(ticket_request(TOKEN))
+    ticket, _ = await admission.issue_ticket(ticket_request(TOKEN))  # type: ignore[misc]
     later = store_module.time.monotonic() + 31
     monkeypatch.setattr(store_module.time, "monotonic", lambda: later)
     assert await admission.admit(handshake(query=f"?ticket={ticket}"), "t") == INVALID_TICKET
@@ -228,7 +230,7 @@ async def test_a_store_outage_fails_open_for_limits_and_closed_for_tickets(
         assert isinstance(outcome, Admitted)
         assert outcome.lease is None
     assert await admission.admit(handshake(query="?ticket=abc"), "t") == STORE_UNAVAILABLE
-    assert STORE_UNAVAILABLE.close_code == 4503
+    assert STORE_UNAVAILABLE.status == 503
     assert await admission.issue_ticket(ticket_request(TOKEN)) == STORE_UNAVAILABLE
 
 
@@ -238,7 +240,7 @@ async def test_opaque_mode_hides_the_reason_from_the_client_only(
     admission = pipeline(settings, opaque_refusals=True)
     caplog.set_level(logging.INFO)
     assert await admission.admit(handshake(), "test") == OPAQUE
-    assert OPAQUE.close_code == 4404
+    assert (OPAQUE.status, OPAQUE.code) == (404, "")
     assert caplog.records[-1].getMessage().endswith(": missing_token")
 
 

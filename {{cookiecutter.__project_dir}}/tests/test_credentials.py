@@ -59,7 +59,7 @@ def test_a_non_utf8_query_token_is_still_just_bytes() -> None:
     assert presented(None, [], b"token=%C3%A9%FF%FE") == Presented(credential=b"\xc3\xa9\xff\xfe")
 
 
-def test_base64url_round_trip_of_a_jwt_like_credential() -> None:
+def test_base64url_round_trip_of_a_dotted_credential() -> None:
     credential = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhIn0.sig-_"
     encoded = base64.urlsafe_b64encode(credential.encode()).rstrip(b"=").decode()
     assert subprotocol_token([f"bearer.{encoded}"]) == credential.encode()

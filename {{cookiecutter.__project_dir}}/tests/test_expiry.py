@@ -1,1 +1,335 @@
-"""Placeholder: being written (expiry on live sockets)."""
+"""A connection admitted with a JWT ends when the JWT does: close 4401 ``token_expired``.
+
+On every echo endpoint this project has, whichever strategy admitted it, through
+every credential channel (header, subprotocol, query, ticket), on a real uvicorn
+(each ``--ws`` implementation, and behind nginx) and in process. A connection
+that ends first leaves nothing behind: no task, no timer handle, no ERROR line.
+"""
+
+import asyncio
+import json
+import logging
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, suppress
+from typing import Any
+
+import jwt
+import pytest
+from fastapi.testclient import TestClient
+from prometheus_client import REGISTRY
+from starlette.authentication import AuthCredentials
+from starlette.types import Message
+from starlette.websockets import WebSocketDisconnect
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+from {{ cookiecutter.package_name }} import lifetime
+from {{ cookiecutter.package_name }}.admission import Admission, Admitted
+from {{ cookiecutter.package_name }}.auth import CredentialVerifier, mint_token
+from {{ cookiecutter.package_name }}.identity import Identity, User
+from {{ cookiecutter.package_name }}.lifetime import EXPIRED_CLOSE, ConnectionLifetime
+from {{ cookiecutter.package_name }}.settings import Settings
+from {{ cookiecutter.package_name }}.store import MemoryStore
+
+from cases import ADMIN_ECHO_PATHS, ECHO_PATHS, subprotocols_for
+from credentials import SECRET
+from live_server import WS_IMPLEMENTATIONS, LiveServer
+from loop_stats_app import loop_load
+
+PATHS = ECHO_PATHS + ADMIN_ECHO_PATHS
+CHANNELS = ("header", "subprotocol", "query", "ticket")
+EXPIRED = (4401, "token_expired")
+EARLY = 0.05  # the server and the test read the same clock
+LATE = 1.0  # the contract: closed within a second of exp
+
+
+def expiring(sub: str = "alice") -> tuple[str, int]:
+    """A token (scope admin) expiring 1.5 to 2.5 seconds from now, and its ``exp``."""
+    ttl = 2 if time.time() % 1 < 0.5 else 3  # exp is a whole second
+    token = mint_token(SECRET, sub, ttl, ["admin"])
+    return token, jwt.decode(token, options={"verify_signature": False})["exp"]
+
+
+def open_gauge() -> float:
+    return REGISTRY.get_sample_value("websocket_connections_open") or 0.0
+
+
+# -- ConnectionLifetime itself ---------------------------------------------------------------
+
+
+@pytest.fixture
+def admission(settings: Settings) -> Admission:
+    return Admission(settings, CredentialVerifier(settings), MemoryStore())
+
+
+def admitted(expires_in: float | None, lease: Any = None) -> Admitted:
+    expires_at = None if expires_in is None else time.time() + expires_in
+    identity = Identity(User("alice"), AuthCredentials(["admin"]), expires_at)
+    return Admitted(identity, lease, select_bearer=False)
+
+
+SCOPE = {"type": "websocket", "path": "/ws/test", "client": ("127.0.0.1", 50000)}
+
+
+class Recorder:
+    """An ASGI send that records messages, or fails the way a server would."""
+
+    def __init__(self, failure: BaseException | None = None, hang: bool = False) -> None:
+        self.messages: list[Message] = []
+        self.failure = failure
+        self.hang = hang
+
+    async def __call__(self, message: Message) -> None:
+        if self.hang:
+            await asyncio.sleep(3600)  # a client that stopped reading: the buffers are full
+        if self.failure is not None:
+            raise self.failure
+        self.messages.append(message)
+
+
+def pending_timers() -> int:
+    return loop_load()["timers"]
+
+
+async def test_expiry_cancels_the_endpoint_and_closes_4401(admission: Admission) -> None:
+    send = Recorder()
+    gauge = open_gauge()
+    continued = False
+    started = time.monotonic()
+    async with ConnectionLifetime(admission, admitted(0.2), SCOPE, send):
+        assert open_gauge() == gauge + 1
+        await asyncio.sleep(10)
+        continued = True
+    assert 0.15 < time.monotonic() - started < 1.0
+    assert not continued
+    assert send.messages == [EXPIRED_CLOSE]
+    assert (EXPIRED_CLOSE["code"], EXPIRED_CLOSE["reason"]) == EXPIRED
+    assert open_gauge() == gauge
+
+
+async def test_an_endpoint_that_swallows_the_cancellation_is_closed_too(
+    admission: Admission,
+) -> None:
+    send = Recorder()
+    async with ConnectionLifetime(admission, admitted(0.1), SCOPE, send):
+        with suppress(asyncio.CancelledError):  # careless, but the connection must end
+            await asyncio.sleep(10)
+    assert send.messages == [EXPIRED_CLOSE]
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [OSError("client gone"), RuntimeError("already closed"), WebSocketDisconnect(1006)],
+    ids=["client-left", "endpoint-closed-first", "disconnected"],
+)
+async def test_nobody_left_to_tell_is_not_an_error(
+    admission: Admission, failure: BaseException
+) -> None:
+    async with ConnectionLifetime(admission, admitted(0.1), SCOPE, Recorder(failure)):
+        await asyncio.sleep(10)
+
+
+async def test_a_client_that_stopped_reading_cannot_hold_the_connection(
+    admission: Admission, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(lifetime, "CLOSE_TIMEOUT", 0.2)
+    gauge = open_gauge()
+    started = time.monotonic()
+    async with ConnectionLifetime(admission, admitted(0.1), SCOPE, Recorder(hang=True)):
+        await asyncio.sleep(10)
+    assert time.monotonic() - started < 1.0
+    assert open_gauge() == gauge
+
+
+async def test_ending_first_leaves_no_timer_and_gives_the_lease_back(
+    admission: Admission,
+) -> None:
+    store = admission.store
+    before = pending_timers()
+    for _ in range(50):
+        lease = await store.acquire_lease("alice", 1)  # the only slot: free again each time
+        assert lease is not None
+        async with ConnectionLifetime(admission, admitted(3600, lease), SCOPE, Recorder()):
+            assert pending_timers() == before + 1  # the deadline
+    send = Recorder()
+    with pytest.raises(ValueError, match="endpoint bug"):
+        async with ConnectionLifetime(admission, admitted(3600), SCOPE, send):
+            raise ValueError("endpoint bug")
+    async with ConnectionLifetime(admission, admitted(None), SCOPE, send):
+        assert pending_timers() == before  # a credential that never expires: no timer
+    assert send.messages == []
+    assert pending_timers() == before
+
+
+# -- On the wire: every strategy, every channel, every server ------------------------------
+
+
+def issue_ticket(http_url: str, token: str) -> str:
+    request = urllib.request.Request(  # noqa: S310
+        http_url + "/ws/tickets", method="POST", headers={"authorization": f"Bearer {token}"}
+    )
+    with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310
+        return json.loads(response.read())["ticket"]
+
+
+async def open_with(server: Any, path: str, channel: str, token: str) -> ClientConnection:
+    """A WebSocket to ``path`` presenting ``token`` through ``channel``."""
+    url, options = server.ws_url + path, {}
+    if channel == "header":
+        options["additional_headers"] = {"authorization": f"Bearer {token}"}
+    elif channel == "subprotocol":
+        options["subprotocols"] = subprotocols_for(token)
+    elif channel == "query":
+        url += f"?token={token}"
+    else:  # a ticket never extends the credential's life
+        url += "?ticket=" + await asyncio.to_thread(issue_ticket, server.http_url, token)
+    return await connect(url, **options)
+
+
+async def until_closed(websocket: ClientConnection, chatty: bool) -> tuple[int, str, float]:
+    """Talk (or just listen) until the server closes; (code, reason, Unix time)."""
+    try:
+        await websocket.send("hello")
+        if await websocket.recv() != "hello":
+            return 0, "no echo", time.time()
+        while True:
+            if chatty:  # mid-conversation when the token expires
+                await websocket.send("more")
+                await asyncio.sleep(0.02)
+            await websocket.recv()
+    except ConnectionClosed as closed:
+        at = time.time()
+        return (closed.rcvd.code, closed.rcvd.reason, at) if closed.rcvd else (1006, "", at)
+
+
+async def expire_everywhere(server: Any) -> list[tuple[str, tuple[int, str, float]]]:
+    """Connect on every path through every channel, and wait for each close."""
+    token, exp = expiring()
+    cases = [(path, channel) for path in PATHS for channel in CHANNELS]
+    sockets = await asyncio.gather(*(open_with(server, p, c, token) for p, c in cases))
+    ends = await asyncio.gather(
+        *(until_closed(websocket, i % 2 == 0) for i, websocket in enumerate(sockets))
+    )
+    results = [
+        (f"{path} via {channel}", end) for (path, channel), end in zip(cases, ends, strict=True)
+    ]
+    for case, (code, reason, at) in results:
+        assert (code, reason) == EXPIRED, case
+        assert exp - EARLY <= at <= exp + LATE, f"{case}: closed {at - exp:+.2f}s from exp"
+    return results
+
+
+async def test_live_connections_close_at_expiry(live_server: LiveServer) -> None:
+    before = live_server.log.count("token_expired")
+    results = await expire_everywhere(live_server)
+    # One INFO line per connection the server closed, and nothing at ERROR.
+    assert live_server.log.count("token_expired") - before >= len(results)
+    live_server.assert_no_unexpected_errors()
+
+
+def test_in_process_connections_close_at_expiry(
+    client: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    token, exp = expiring()
+    with ExitStack() as stack:
+        sessions = []
+        for path in PATHS:
+            ticket = client.post("/ws/tickets", headers={"authorization": f"Bearer {token}"})
+            for url, options in (
+                (path, {"headers": {"authorization": f"Bearer {token}"}}),
+                (path, {"subprotocols": subprotocols_for(token)}),
+                (f"{path}?token={token}", {}),
+                (f"{path}?ticket={ticket.json()['ticket']}", {}),
+            ):
+                session = stack.enter_context(client.websocket_connect(url, **options))
+                session.send_text("hello")
+                assert session.receive_text() == "hello"
+                sessions.append(session)
+        for session in sessions:
+            with pytest.raises(WebSocketDisconnect) as closed:
+                session.receive_text()
+            assert (closed.value.code, closed.value.reason) == EXPIRED
+        assert exp - EARLY <= time.time() <= exp + LATE
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+# -- Nothing left behind ---------------------------------------------------------------------
+
+
+def test_in_process_nothing_is_left_after_connections_end(client: TestClient) -> None:
+    async def measure() -> dict[str, int]:
+        return loop_load()
+
+    before = client.portal.call(measure)
+    token = mint_token(SECRET, "alice", 3600, ["admin"])
+    with ExitStack() as stack:
+        for path in PATHS * 5:
+            session = stack.enter_context(
+                client.websocket_connect(path, headers={"authorization": f"Bearer {token}"})
+            )
+            session.send_text("hello")
+            assert session.receive_text() == "hello"
+        during = client.portal.call(measure)
+        assert during["timers"] >= before["timers"] + len(PATHS) * 5  # one deadline each
+    assert wait_for(lambda: client.portal.call(measure), before) == before
+
+
+def wait_for(measure: Callable[[], dict[str, int]], expected: dict[str, int]) -> dict[str, int]:
+    """Poll until the load is back to ``expected`` (a close takes a moment), or 5 s."""
+    deadline = time.monotonic() + 5
+    while (load := measure()) != expected and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return load
+
+
+@pytest.fixture(scope="module", params=WS_IMPLEMENTATIONS)
+def stats_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveServer]:
+    """The app with ``GET /test/loop`` on a real uvicorn, per ``--ws`` implementation.
+
+    On asyncio's own loop: uvloop (uvicorn's default when installed) keeps its
+    timers out of Python's sight; the app schedules the same handles on either.
+    """
+    workdir = tmp_path_factory.mktemp(f"loop-{request.param}")
+    args = ("--loop", "asyncio")
+    with LiveServer(workdir, ws=request.param, app="loop_stats_app:app", extra_args=args) as server:
+        yield server
+    server.assert_no_unexpected_errors()
+
+
+def server_load(server: LiveServer) -> dict[str, int]:
+    status, body = server.get("/test/loop")
+    assert status == 200
+    return json.loads(body)
+
+
+async def test_live_nothing_is_left_after_connections_end(stats_server: LiveServer) -> None:
+    before = await asyncio.to_thread(server_load, stats_server)
+    long_lived = mint_token(SECRET, "alice", 3600, ["admin"])
+    held = await asyncio.gather(
+        *(open_with(stats_server, p, c, long_lived) for p in PATHS for c in CHANNELS * 2)
+    )
+    during = await asyncio.to_thread(server_load, stats_server)
+    assert during["timers"] >= before["timers"] + len(held)  # one deadline each
+
+    async def client_closes(websocket: ClientConnection) -> None:
+        async with websocket:
+            await websocket.send("hello")
+            assert await websocket.recv() == "hello"
+
+    async def client_vanishes(websocket: ClientConnection) -> None:
+        await websocket.send("hello")
+        await websocket.recv()
+        websocket.transport.abort()  # no close frame: the TCP connection just drops
+
+    await asyncio.gather(
+        *(client_closes(websocket) for websocket in held[len(PATHS) :]),
+        *(client_vanishes(websocket) for websocket in held[: len(PATHS)]),
+        expire_everywhere(stats_server),  # and these the server closes at exp
+    )
+    after = await asyncio.to_thread(wait_for, lambda: server_load(stats_server), before)
+    assert after == before
+    stats_server.assert_no_unexpected_errors()

@@ -10,7 +10,7 @@ from starlette.websockets import WebSocketDisconnect
 from {{ cookiecutter.package_name }}.denial import CACHED_DENIALS, denial_messages
 from {{ cookiecutter.package_name }}.main import create_app
 from {{ cookiecutter.package_name }}.paths import ADMIN_ECHO_ENDPOINTS, ECHO_ENDPOINTS, PRE_ACCEPT_PREFIX
-from {{ cookiecutter.package_name }}.rejections import INSUFFICIENT_SCOPE, MISSING_TOKEN, Rejection
+from {{ cookiecutter.package_name }}.rejections import INSUFFICIENT_SCOPE, Rejection
 from {{ cookiecutter.package_name }}.settings import Settings
 
 from cases import BEARER, REFUSED, subprotocols_for
@@ -135,7 +135,7 @@ def test_without_the_denial_extension_it_closes_before_accept(app: FastAPI) -> N
         with pytest.raises(WebSocketDisconnect) as info, client.websocket_connect(ECHO):
             pass
         assert not isinstance(info.value, WebSocketDenialResponse)
-        assert info.value.code == MISSING_TOKEN.close_code
+        assert info.value.code == 1008  # policy violation; the client sees a bare 403
         with client.websocket_connect(ECHO, headers=dict(BEARER)) as websocket:
             websocket.send_text("still works")
             assert websocket.receive_text() == "still works"

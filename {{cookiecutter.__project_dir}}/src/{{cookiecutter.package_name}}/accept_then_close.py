@@ -86,7 +86,13 @@ async def refuse(websocket: WebSocket, rejection: Rejection) -> None:
     if rejection is not OPAQUE:  # opaque mode: close 4404 with nothing to read
         with suppress(WebSocketDisconnect):
             await websocket.send({"type": "websocket.send", "text": error_message(rejection)})
-    await close(websocket, rejection.close_code, rejection.code)
+    await close(websocket, close_code(rejection), rejection.code)
+
+
+def close_code(rejection: Rejection) -> int:
+    # 4000-4999 belong to applications; 4000 + status keeps the HTTP meaning
+    # readable after accept (4401, 4403, 4429, ...), as graphql-ws does.
+    return 4000 + rejection.status
 
 
 @functools.lru_cache(maxsize=256)

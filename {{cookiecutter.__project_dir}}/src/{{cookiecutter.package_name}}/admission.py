@@ -6,15 +6,15 @@ client address -> credential (header, subprotocol, ticket or query) -> scopes
 the route requires -> open connections per identity. The result is either a
 ``Rejection`` or an ``Admitted`` connection carrying its identity.
 
-Both delivery strategies ask this pipeline: the pre-accept middleware before the
-handshake is answered, the accept-then-close decorator right after ``accept()``.
-They decide only *how* a refusal reaches the client. Replace or extend
+The delivery (before or after the handshake is accepted) asks this pipeline and
+decides only *how* a refusal reaches the client. Replace or extend
 ``Admission._decide`` with your own rules; it runs for every handshake,
 including hostile ones, so keep it cheap.
 """
 
 import hashlib
 import logging
+import math
 import secrets
 import time
 from dataclasses import dataclass
@@ -37,7 +37,6 @@ from .rejections import (
     OPAQUE,
     ORIGIN_NOT_ALLOWED,
     STORE_UNAVAILABLE,
-    TOKEN_EXPIRED,
     TOO_MANY_CONNECTIONS,
     Rejection,
     rate_limited,
@@ -113,12 +112,22 @@ class Admission:
         if admitted.lease is not None:
             await self.store.release_lease(admitted.lease)
 
-    async def issue_ticket(self, connection: HTTPConnection) -> str | Rejection:
+    async def issue_ticket(self, connection: HTTPConnection) -> tuple[str, int] | Rejection:
         """A one-time ticket for the caller's ``Authorization: Bearer`` credential.
 
         Browsers cannot set that header on a WebSocket; they fetch a ticket with
         it over HTTP and open the WebSocket with ``?ticket=`` within 30 seconds.
         """
+        outcome = await self._ticket_for(connection)
+        address = client_address(connection.scope)
+        if isinstance(outcome, Rejection):
+            logger.info("refused a ticket to %s: %s", address, outcome.code)
+            return outcome
+        ticket, seconds, identity = outcome
+        logger.info("issued a ticket to %s as %s", address, identity)
+        return ticket, seconds
+
+    async def _ticket_for(self, connection: HTTPConnection) -> tuple[str, int, str] | Rejection:
         if self._rate_limits:
             wait = await self._rate_limited(connection.scope)
             if wait:
@@ -137,11 +146,14 @@ class Admission:
             tuple(identity.auth.scopes),
             identity.expires_at,
         )
+        seconds = TICKET_SECONDS
+        if identity.expires_at is not None:  # a ticket never outlives its credential
+            seconds = max(1, min(seconds, math.ceil(identity.expires_at - time.time())))
         try:
-            await self.store.put_ticket(ticket_key(ticket), holder, TICKET_SECONDS)
+            await self.store.put_ticket(ticket_key(ticket), holder, seconds)
         except StoreUnavailable:
             return STORE_UNAVAILABLE  # fail closed: a ticket nobody can redeem is useless
-        return ticket
+        return ticket, seconds, holder.identity
 
     async def _decide(self, scope: Scope, required_scopes: frozenset[str]) -> Admitted | Rejection:
         # One pass over the raw ASGI headers (servers lower-case the names).
@@ -202,8 +214,6 @@ class Admission:
             return STORE_UNAVAILABLE  # fail closed: a ticket cannot be checked anywhere else
         if holder is None:
             return INVALID_TICKET
-        if holder.expires_at is not None and holder.expires_at <= time.time():
-            return TOKEN_EXPIRED
         user = User(holder.identity, holder.display_name)
         return Identity(user, AuthCredentials(list(holder.scopes)), holder.expires_at)
 

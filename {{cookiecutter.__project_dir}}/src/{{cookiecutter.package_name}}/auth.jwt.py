@@ -25,10 +25,17 @@ from starlette.authentication import AuthCredentials
 
 from .identity import Identity, User
 from .jwks import JWKSCache, KeysUnavailable
-from .rejections import INVALID_TOKEN, TOKEN_EXPIRED, Rejection
+from .rejections import INVALID_TOKEN, Rejection
 
 HS256 = "HS256"
 ASYMMETRIC = ("RS256", "ES256", "RS384", "ES384", "RS512", "ES512", "PS256", "EdDSA")
+# 401, not 403: the client should get a new token and reconnect, not give up.
+TOKEN_EXPIRED = Rejection(
+    401,
+    "token_expired",
+    "The token has expired; get a new one.",
+    (("www-authenticate", 'Bearer realm="websocket", error="invalid_token"'),),
+)
 AUTH_UNAVAILABLE = Rejection(
     503,
     "auth_unavailable",
@@ -49,6 +56,12 @@ class AuthSettings(BaseSettings):
     # At most one fetch per this many seconds for an unknown key id, so a flood
     # of tokens with random "kid"s cannot become a flood of requests to the provider.
     jwks_refetch_seconds: float = Field(default=30, ge=0)
+
+    @field_validator("jwt_secret", "jwks_url", "jwt_audience", "jwt_issuer", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # `WS_JWT_SECRET=` as .env.example leaves it, beside a WS_JWKS_URL: not set.
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("jwt_algorithms", mode="before")
     @classmethod
@@ -82,10 +95,16 @@ class AuthSettings(BaseSettings):
                 "(cp .env.example .env) and set WS_JWT_SECRET there: python -c "
                 "'import secrets; print(secrets.token_urlsafe(48))' prints one"
             )
-        allowed = (HS256,) if self.jwt_secret is not None else ASYMMETRIC
+        if self.jwt_secret is not None:
+            source, allowed = "WS_JWT_SECRET", (HS256,)
+        else:
+            source, allowed = "WS_JWKS_URL", ASYMMETRIC
         wrong = [name for name in self.jwt_algorithms if name not in allowed]
         if wrong:
-            raise ValueError(f"WS_JWT_ALGORITHMS: {wrong} cannot be used here; allowed: {allowed}")
+            raise ValueError(
+                f"WS_JWT_ALGORITHMS: {', '.join(wrong)} cannot be used with {source}; "
+                f"allowed: {', '.join(allowed)}"
+            )
         return self
 
     def algorithms(self) -> list[str]:
@@ -157,9 +176,16 @@ class CredentialVerifier:
         subject = claims["sub"]
         if not isinstance(subject, str) or not subject:
             return INVALID_TOKEN
+        try:
+            # The connection may live as long as the handshake would still admit
+            # the token: closing it at exp while the leeway admits a reconnection
+            # would only make the client loop.
+            expires_at = float(claims["exp"]) + self._leeway
+        except (OverflowError, ValueError):  # an integer too large for a float
+            return INVALID_TOKEN
         name = claims.get("name")
         user = User(subject, name if isinstance(name, str) and name else None)
-        return Identity(user, AuthCredentials(claim_scopes(claims)), float(claims["exp"]))
+        return Identity(user, AuthCredentials(claim_scopes(claims)), expires_at)
 
 
 def claim_scopes(claims: dict[str, Any]) -> list[str]:
@@ -211,6 +237,8 @@ def print_new_token(args: argparse.Namespace) -> None:
         )
     if args.ttl <= 0:
         raise SystemExit("token: --ttl must be a positive number of seconds")
+    if not args.sub.strip():
+        raise SystemExit("token: --sub must name someone")
     print(
         mint_token(
             settings.jwt_secret.get_secret_value(),

@@ -14,6 +14,7 @@ from starlette.types import Message, Scope, Send
 from .rejections import OPAQUE, Rejection
 
 DENIAL_EXTENSION = "websocket.http.response"
+POLICY_VIOLATION = 1008  # the server turns a close before accept into a bare 403 anyway
 CACHED_DENIALS = 256  # kinds of refusal whose messages are kept; there are a handful
 
 # Set in the task that served a connection once a denial was sent on it. logs.py
@@ -30,7 +31,7 @@ async def send_denial(scope: Scope, send: Send, rejection: Rejection) -> None:
         await send(start)
         await send(body)
     else:
-        await send({"type": "websocket.close", "code": rejection.close_code})
+        await send({"type": "websocket.close", "code": POLICY_VIOLATION})
     denial_sent.set(True)
 
 

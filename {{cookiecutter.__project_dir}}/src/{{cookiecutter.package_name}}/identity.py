@@ -12,7 +12,7 @@ from starlette.authentication import AuthCredentials, BaseUser
 
 
 class User(BaseUser):
-    """An authenticated client: ``identity`` is stable (token name, JWT ``sub``)."""
+    """An authenticated client: ``identity`` is the stable name its credential gives."""
 
     __slots__ = ("_display_name", "_identity")
 

@@ -1,5 +1,5 @@
 """Logging: this package's lines next to uvicorn's, no credential in any of them,
-and no false ERROR after a pre-accept refusal."""
+and no false ERROR after a denial response."""
 
 import logging
 import re

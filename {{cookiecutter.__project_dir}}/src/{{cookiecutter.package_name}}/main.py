@@ -22,6 +22,12 @@ from .store_redis import RedisStore
 
 logger = logging.getLogger(__name__)
 
+# FastAPI (0.16x) looks up OpenTelemetry's providers on every request and every
+# WebSocket handshake, even with no OpenTelemetry SDK installed: a tenth of what a
+# pre-accept refusal costs this app (docs/benchmarks.md). This service reports
+# through /metrics and its logs; to trace it with OpenTelemetry, remove this.
+NO_TELEMETRY = {"tracing": False, "metrics": False, "logs": False}
+
 
 def open_store(settings: Settings) -> Store:
     if settings.limits_storage_url == "memory://":
@@ -40,8 +46,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             "(cp .env.example .env sets that for local development)"
         )
     await admission.store.start()
-    await admission.verifier.start()
     try:
+        await admission.verifier.start()
         yield
     finally:
         await admission.store.close()
@@ -51,16 +57,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or load_settings()
     admission = Admission(settings, CredentialVerifier(settings), open_store(settings))
 
-    app = FastAPI(title="{{ cookiecutter.package_name }}", lifespan=lifespan)
+    app = FastAPI(
+        title="{{ cookiecutter.package_name }}",
+        lifespan=lifespan,
+        telemetry=NO_TELEMETRY,
+    )
     app.state.settings = settings
     app.state.admission = admission
+    # WebSocket routes first: a handshake is matched against the routes in order.
+    endpoints.install(app)
     app.include_router(health.router)
     app.include_router(tickets.router)
     app.include_router(metrics.router)
 {%- if cookiecutter.browser_demo %}
     app.include_router(demo.router)  # GET /: what a browser sees when refused or admitted
 {%- endif %}
-    endpoints.install(app)
     refuse_unknown_websocket_paths(app, admission)
     return app
 

@@ -1,8 +1,8 @@
 """Prometheus metrics: refusals, admissions, open connections, handshake duration.
 
-``GET /metrics`` serves them in the Prometheus text format. Under several
-workers (``python -m {{ cookiecutter.package_name }} --workers N``) the launcher sets
-``PROMETHEUS_MULTIPROC_DIR`` so every worker writes its values there and any
+``GET /metrics`` serves them in the Prometheus text format (OpenMetrics when the
+scraper asks for it). Under several workers (the launcher's ``--workers N``) it
+sets ``PROMETHEUS_MULTIPROC_DIR`` so every worker writes its values there and any
 worker's ``/metrics`` answers for all of them. Keep ``/metrics`` off the public
 internet (deploy/nginx.conf refuses it from outside; see docs/limits.md).
 """
@@ -11,18 +11,10 @@ import os
 import re
 from pathlib import Path
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    REGISTRY,
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    generate_latest,
-    multiprocess,
-)
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, multiprocess
+from prometheus_client.exposition import choose_encoder
 
 REFUSALS = Counter("websocket_refusals_total", "WebSocket handshakes refused", ["strategy", "code"])
 ADMISSIONS = Counter("websocket_admissions_total", "WebSocket handshakes admitted", ["strategy"])
@@ -72,14 +64,17 @@ LIVE_GAUGE_FILE = re.compile(r"gauge_live\w+_(\d+)\.db")
 
 
 @router.get("/metrics", include_in_schema=False)
-def prometheus_metrics() -> Response:
+def prometheus_metrics(request: Request) -> Response:
+    registry: CollectorRegistry = REGISTRY
     directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-    if directory is None:
-        return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
-    forget_dead_workers(Path(directory))
-    registry = CollectorRegistry()
-    multiprocess.MultiProcessCollector(registry)
-    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+    if directory is not None:  # several workers: add up what each wrote
+        forget_dead_workers(Path(directory))
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+    # The format the scraper asks for (Prometheus' text format, or OpenMetrics),
+    # with the Content-Type that matches it.
+    encoder, content_type = choose_encoder(request.headers.get("accept", ""))
+    return Response(encoder(registry), media_type=content_type)
 
 
 def forget_dead_workers(directory: Path) -> None:

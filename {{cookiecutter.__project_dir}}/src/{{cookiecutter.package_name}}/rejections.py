@@ -1,8 +1,7 @@
-"""Why a WebSocket client is refused, in terms both delivery strategies can send.
+"""Why a WebSocket client is refused, in terms any delivery can send.
 
-A ``Rejection`` is data: an HTTP status for a pre-accept denial, a short machine
-code clients can match on, a message safe to show anyone, and optional headers.
-After ``accept()`` the same rejection becomes close code 4000 + status.
+A ``Rejection`` is data: an HTTP status, a short machine code clients can match
+on, a message safe to show anyone, and optional headers.
 """
 
 from dataclasses import dataclass
@@ -11,16 +10,10 @@ from functools import lru_cache
 
 @dataclass(frozen=True)
 class Rejection:
-    status: int  # HTTP status of a pre-accept denial (401, 403, 429, ...)
+    status: int  # HTTP status of the refusal (401, 403, 429, ...)
     code: str  # short machine-readable reason, stable for clients to match on
     message: str  # human-readable detail, safe to show to anyone
     headers: tuple[tuple[str, str], ...] = ()  # e.g. WWW-Authenticate, Retry-After
-
-    @property
-    def close_code(self) -> int:
-        # 4000-4999 belong to applications; 4000 + status keeps the HTTP meaning
-        # readable after accept (4401, 4403, 4429, ...), as graphql-ws does.
-        return 4000 + self.status
 
 
 BEARER_CHALLENGE = ("www-authenticate", 'Bearer realm="websocket"')
@@ -33,12 +26,6 @@ MISSING_TOKEN = Rejection(
     (BEARER_CHALLENGE,),
 )
 INVALID_TOKEN = Rejection(403, "invalid_token", "The token is not valid.")
-TOKEN_EXPIRED = Rejection(
-    401,
-    "token_expired",
-    "The token has expired; get a new one.",
-    (("www-authenticate", 'Bearer realm="websocket", error="invalid_token"'),),
-)
 INVALID_TICKET = Rejection(403, "invalid_ticket", "The ticket is unknown, used or expired.")
 INSUFFICIENT_SCOPE = Rejection(
     403, "insufficient_scope", "The token lacks a scope this route needs."

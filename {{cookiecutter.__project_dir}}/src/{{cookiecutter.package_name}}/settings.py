@@ -32,7 +32,7 @@ class Settings(AuthSettings):
     limits_storage_url: str = "memory://"
     # How long a worker that died without cleaning up keeps its slots (Redis store).
     connection_lease_seconds: float = Field(default=30, ge=3, le=3600)
-    # Refuse with a plain 404 (close 4404, no reason) so nothing reveals an endpoint.
+    # Refuse like a path that does not exist, so nothing reveals an endpoint.
     opaque_refusals: bool = False
 
     @field_validator("allowed_origins", mode="before")

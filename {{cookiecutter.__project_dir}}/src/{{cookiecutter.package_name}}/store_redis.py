@@ -28,12 +28,11 @@ from typing import TypeVar
 from limits import RateLimitItem
 from limits.aio.storage import RedisStorage
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
-from limits.errors import StorageError
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
-from redis.retry import Retry
 
 from .store import Lease, StoreUnavailable, Ticket, retry_after
 
@@ -42,7 +41,7 @@ logger = logging.getLogger(__name__)
 # Every handshake must be answered within a second even when Redis hangs.
 SOCKET_TIMEOUT = 0.25
 RETRY_AFTER_FAILURE = 1.0  # seconds during which a failed store is not asked
-FAILURES = (RedisError, StorageError, OSError, asyncio.TimeoutError)
+FAILURES = (RedisError, OSError, asyncio.TimeoutError)
 
 T = TypeVar("T")
 
@@ -78,16 +77,18 @@ class RedisStore:
             socket_timeout=SOCKET_TIMEOUT,
             socket_connect_timeout=SOCKET_TIMEOUT,
             # One immediate retry on a dropped connection (Redis restarted), none
-            # on a timeout: a slow Redis must not hold handshakes for long.
+            # on a timeout: a slow Redis must not hold handshakes for long. (The
+            # asyncio Retry: redis.retry.Retry, the sync one, would not retry at all.)
             retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
         )
         storage = RedisStorage(
-            "async+" + url,
+            # The shared pool decides where to connect; this URI only picks limits'
+            # redis-py bridge (it would take a unix:// URI for valkey's).
+            "async+redis://",
             implementation="redispy",
             connection_pool=self._redis.connection_pool,
-            wrap_exceptions=True,
             key_prefix=f"{prefix}:rate",
-        )
+        )  # unwrapped errors, so the outage WARNING names the real one
         self._limiter = SlidingWindowCounterRateLimiter(storage)
         self._acquire = self._redis.register_script(ACQUIRE)
         self._renew = self._redis.register_script(RENEW)
@@ -110,13 +111,10 @@ class RedisStore:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._renewing
             self._renewing = None
-        if self._held:  # give the slots back now rather than after lease_seconds
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for lease in self._held.values():
-                    pipe.zrem(self._lease_key(lease.identity), lease.id)
-                with contextlib.suppress(*FAILURES):
-                    await pipe.execute()
-            self._held.clear()
+        # Normally empty (connections end before the lifespan does): give any
+        # slot still held back now rather than after lease_seconds.
+        await self._remove(list(self._held.values()))
+        self._held.clear()
         await self._redis.aclose()
 
     async def hit(self, limits: tuple[RateLimitItem, ...], *key: str) -> int:
@@ -136,9 +134,7 @@ class RedisStore:
             return
         lease.released = True
         self._held.pop(lease.id, None)
-        # If Redis is down, the lease simply expires: nothing to retry.
-        with contextlib.suppress(StoreUnavailable):
-            await self._call(self._redis.zrem, self._lease_key(lease.identity), lease.id)
+        await self._remove([lease])
 
     async def put_ticket(self, ticket: str, holder: Ticket, ttl: int) -> None:
         value = json.dumps([holder.identity, holder.display_name, holder.scopes, holder.expires_at])
@@ -164,9 +160,10 @@ class RedisStore:
             if not self._down:
                 self._down = True
                 logger.warning(
-                    "Redis store unreachable (%s): handshake rates and connection caps "
+                    "Redis store unreachable (%s: %s): handshake rates and connection caps "
                     "are not enforced and tickets are refused (503) until it is back",
                     type(exc).__name__,
+                    exc,
                 )
             raise StoreUnavailable from None
         if self._down:
@@ -174,17 +171,29 @@ class RedisStore:
             logger.warning("Redis store reachable again: limits and tickets work again")
         return result
 
+    async def _remove(self, leases: list[Lease]) -> None:
+        """Take leases out of Redis; if it is down, they simply expire."""
+        if not leases:
+            return
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for lease in leases:
+                pipe.zrem(self._lease_key(lease.identity), lease.id)
+            with contextlib.suppress(StoreUnavailable):
+                await self._call(pipe.execute)
+
     async def _renew_forever(self) -> None:
         while True:
             await asyncio.sleep(self._lease_seconds / 3)
-            if self._held:
-                keys, ids = self._lease_keys_and_ids()
-                with contextlib.suppress(StoreUnavailable):
-                    await self._call(self._renew, keys=keys, args=[self._lease_seconds, *ids])
-
-    def _lease_keys_and_ids(self) -> tuple[list[str], list[str]]:
-        leases = list(self._held.values())
-        return [self._lease_key(lease.identity) for lease in leases], [lease.id for lease in leases]
+            leases = list(self._held.values())
+            if not leases:
+                continue
+            keys = [self._lease_key(lease.identity) for lease in leases]
+            ids = [lease.id for lease in leases]
+            with contextlib.suppress(StoreUnavailable):
+                await self._call(self._renew, keys=keys, args=[self._lease_seconds, *ids])
+            # A connection that ended while the renewal was on its way may have
+            # had its lease re-added after its own ZREM: take it out again.
+            await self._remove([lease for lease in leases if lease.released])
 
     def _lease_key(self, identity: str) -> str:
         return f"{self._prefix}:leases:{identity}"

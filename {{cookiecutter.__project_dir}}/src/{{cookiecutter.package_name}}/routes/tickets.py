@@ -9,7 +9,6 @@ once used, so it may sit in a URL and a log line without harm.
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from ..admission import TICKET_SECONDS
 from ..rejections import Rejection
 
 router = APIRouter()
@@ -17,15 +16,16 @@ router = APIRouter()
 
 @router.post("/ws/tickets", status_code=201, response_model=None)
 async def issue_ticket(request: Request) -> JSONResponse:
-    ticket = await request.app.state.admission.issue_ticket(request)
-    if isinstance(ticket, Rejection):
+    issued = await request.app.state.admission.issue_ticket(request)
+    if isinstance(issued, Rejection):
         return JSONResponse(
-            {"detail": ticket.message, "code": ticket.code},
-            ticket.status,
-            headers=dict(ticket.headers),
+            {"detail": issued.message, "code": issued.code},
+            issued.status,
+            headers=dict(issued.headers),
         )
+    ticket, seconds = issued  # 30, or less when the credential expires sooner
     return JSONResponse(
-        {"ticket": ticket, "expires_in": TICKET_SECONDS},
+        {"ticket": ticket, "expires_in": seconds},
         201,
         headers={"cache-control": "no-store"},
     )

@@ -10,6 +10,14 @@ Both strategies run an admitted connection inside ``ConnectionLifetime``:
 
 Nothing runs per connection besides one timer handle, and only for credentials
 that expire; it is cancelled when the connection ends.
+
+Expiry cancels the task serving the connection (an anyio ``CancelScope`` with a
+deadline, entered here and left in ``__aexit__``, in the same task), then sends
+the close itself: through the raw ASGI ``send`` when the connection was admitted
+before any ``WebSocket`` object existed, or through ``WebSocket.send`` when it
+was admitted after ``accept()``, which keeps that object's state right. If the
+client already left, or the endpoint already closed, there is nobody to tell and
+nothing is raised; a client that stopped reading cannot block the close.
 """
 
 import logging
@@ -23,13 +31,17 @@ from starlette.websockets import WebSocketDisconnect
 
 from . import metrics
 from .admission import Admission, Admitted, client_address
-from .rejections import TOKEN_EXPIRED
+from .auth import TOKEN_EXPIRED
 
 logger = logging.getLogger(__name__)
 
+# A client that stops reading blocks every send once the buffers are full; the
+# close gives up after this long, and the server drops the connection when the
+# app returns.
+CLOSE_TIMEOUT = 1.0
 EXPIRED_CLOSE: Message = {
     "type": "websocket.close",
-    "code": TOKEN_EXPIRED.close_code,
+    "code": 4401,  # the close code of an expired credential, for every strategy
     "reason": TOKEN_EXPIRED.code,
 }
 
@@ -65,7 +77,9 @@ class ConnectionLifetime:
             if self._deadline is None:
                 return False
             swallowed = bool(self._deadline.__exit__(exc_type, exc, traceback))
-            if self._deadline.cancelled_caught:
+            # cancel_called, not cancelled_caught: an endpoint that swallowed the
+            # cancellation and returned still leaves a connection to close.
+            if self._deadline.cancel_called:
                 await self._close_expired()
             return swallowed
         finally:
@@ -80,6 +94,10 @@ class ConnectionLifetime:
             self._admitted.identity.user.identity,
             TOKEN_EXPIRED.code,
         )
-        # The client may have left, or the endpoint closed already: nothing to tell.
-        with suppress(OSError, RuntimeError, WebSocketDisconnect):
+        # The client may have left (OSError from the server, WebSocketDisconnect
+        # from Starlette), or the endpoint closed already (RuntimeError).
+        with (
+            anyio.move_on_after(CLOSE_TIMEOUT),
+            suppress(OSError, RuntimeError, WebSocketDisconnect),
+        ):
             await self._send(EXPIRED_CLOSE)
