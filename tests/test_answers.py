@@ -161,6 +161,31 @@ def test_quotes_and_backslashes_reach_pyproject_intact(tmp_path: Path) -> None:
     assert ruff("check", "--no-cache", ".", cwd=project).returncode == 0
 
 
+# The longest import name the hook accepts: every generated line that embeds it
+# must still fit in 100 columns and format the same as with a short name.
+LONGEST_PACKAGE = "a_package_name_as_long_as_the_template_allows_sixty_four_chars_x"
+
+
+@pytest.mark.parametrize("authentication", CHOICES["authentication"])
+@pytest.mark.parametrize("strategy", CHOICES["rejection_strategy"])
+def test_the_longest_package_name_is_lint_clean(
+    tmp_path: Path, strategy: str, authentication: str
+) -> None:
+    assert len(LONGEST_PACKAGE) == 64
+    result = cookiecutter(
+        tmp_path / "out",
+        f"package_name={LONGEST_PACKAGE}",
+        f"rejection_strategy={strategy}",
+        f"authentication={authentication}",
+    )
+    assert result.returncode == 0, result.stderr
+    project = tmp_path / "out" / "websocket-gatekeeper"
+    check = ruff("check", "--no-cache", ".", cwd=project)
+    assert check.returncode == 0, check.stdout
+    formatted = ruff("format", "--check", "--no-cache", ".", cwd=project)
+    assert formatted.returncode == 0, formatted.stdout + formatted.stderr
+
+
 def test_non_ascii_project_name_gets_a_valid_derived_slug(tmp_path: Path) -> None:
     result = cookiecutter(tmp_path / "out", "project_name=Café Señal Überwachung")
     assert result.returncode == 0, result.stderr

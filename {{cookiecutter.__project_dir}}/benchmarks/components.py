@@ -23,7 +23,9 @@ from handshake_cost import GENERATED_ENV
 from {{ cookiecutter.package_name }} import metrics
 from {{ cookiecutter.package_name }}.admission import Admission
 from {{ cookiecutter.package_name }}.auth import CredentialVerifier
-from {{ cookiecutter.package_name }}.lifetime import ConnectionLifetime
+from {{ cookiecutter.package_name }}.lifetime import (
+    ConnectionLifetime,
+)
 from {{ cookiecutter.package_name }}.settings import Settings
 from {{ cookiecutter.package_name }}.store import MemoryStore
 
@@ -31,6 +33,7 @@ from cases import SETTINGS_ENV
 from credentials import TOKEN
 from wire_client import run
 
+STRATEGY = "benchmark"  # the strategy label of the metrics this script counts
 HEADERS = [
     (b"host", b"127.0.0.1:8000"),
     (b"upgrade", b"websocket"),
@@ -72,11 +75,11 @@ async def measure(count: int) -> dict[str, float]:
     limits = admission._rate_limits  # the project's two limits, raised so they never fire
     allowed = handshake([(b"authorization", f"Bearer {TOKEN}".encode())])
     refused = handshake([])
-    admitted = await admission.admit(allowed, "pre_accept")
+    admitted = await admission.admit(allowed, STRATEGY)
     assert not hasattr(admitted, "status"), admitted  # admitted, not a Rejection
 
     async def admit_and_release() -> None:
-        outcome = await admission.admit(allowed, "pre_accept")
+        outcome = await admission.admit(allowed, STRATEGY)
         await admission.release(outcome)  # type: ignore[arg-type]
 
     async def lifetime() -> None:
@@ -84,8 +87,8 @@ async def measure(count: int) -> dict[str, float]:
             pass
 
     async def count_and_observe() -> None:
-        metrics.observe_handshake("pre_accept", 0.0001)
-        metrics.count_admission("pre_accept")
+        metrics.observe_handshake(STRATEGY, 0.0001)
+        metrics.count_admission(STRATEGY)
 
     app = FastAPI()
     telemetry = getattr(app, "_native_telemetry", None)  # FastAPI 0.16x and later
@@ -97,7 +100,7 @@ async def measure(count: int) -> dict[str, float]:
     return {
         "admission, allowed (whole pipeline + release)": await timed(admit_and_release, count),
         "admission, refused: no credential": await timed(
-            lambda: admission.admit(refused, "pre_accept"), count
+            lambda: admission.admit(refused, STRATEGY), count
         ),
         "handshake rate limit: one hit on two limits": await timed(
             lambda: store.hit(limits, "handshakes", "127.0.0.1"), count

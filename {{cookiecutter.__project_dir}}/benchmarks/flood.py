@@ -3,7 +3,7 @@
     python benchmarks/flood.py                       # 20,000 per guarded path, 100 at a time
     python benchmarks/flood.py --requests 2000 --json
 
-Starts ``python -m {{ cookiecutter.package_name }}`` on 127.0.0.1 (a free port, the test
+Starts the ``python -m`` launcher on 127.0.0.1 (a free port, the test
 credentials, the default connection cap, logging at INFO as the launcher runs it)
 and sends, to every guarded echo path, handshakes that the admission pipeline
 must refuse for each reason a client can provoke (no credential, a wrong one, a
@@ -24,6 +24,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from importlib import import_module
 from pathlib import Path
 
 import psutil
@@ -36,6 +37,12 @@ from credentials import SECOND_TOKEN, TOKEN, WRONG_TOKEN
 from live_server import LiveServer
 from wire_client import MESSAGE, run, sessions
 
+# The strategies this project has: one strategy_*.py module each.
+BENCHMARKS = Path(__file__).resolve().parent
+STRATEGIES = {
+    module.STRATEGY: module
+    for module in (import_module(path.stem) for path in BENCHMARKS.glob("strategy_*.py"))
+}
 RSS_LIMIT = 10 * 1024 * 1024
 WARM_UP = 200  # handshakes per kind before the baseline: imports, caches and pools settle first
 OPEN_GAUGE = re.compile(rb"^websocket_connections_open (\S+)$", re.MULTILINE)
@@ -46,8 +53,8 @@ def bearer(token: str) -> tuple[str, str]:
 
 
 def answer(strategy: str, status: int) -> str:
-    """What a client is told: the HTTP status before accept, 4000 + status after it."""
-    return f"HTTP {status}" if strategy == "pre_accept" else f"close {4000 + status}"
+    """What a client of this strategy's route is told for a refusal with this HTTP status."""
+    return STRATEGIES[strategy].answer(status)
 
 
 def kinds() -> list[tuple[str, str, list[tuple[str, str]], bytes | None, str]]:

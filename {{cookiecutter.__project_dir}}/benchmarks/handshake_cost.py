@@ -1,10 +1,11 @@
 """What the generated app costs the server, next to raw ASGI apps doing the same thing.
 
-    python benchmarks/handshake_cost.py            # about ten minutes on 2 cores
+    python benchmarks/handshake_cost.py            # about four minutes on 2 cores
     python benchmarks/handshake_cost.py --quick    # a smoke run, well under a minute
+    python benchmarks/handshake_cost.py --json     # the report as JSON, per-round figures included
 
 Every app runs in its own uvicorn process on 127.0.0.1 with the stack
-``python -m {{ cookiecutter.package_name }}`` uses (``--http h11 --ws wsproto``) and
+the ``python -m`` launcher uses (``--http h11 --ws wsproto``) and
 ``--log-level warning`` for all of them, so logging is in no figure. The generated
 app runs with the project's defaults (rate limit, connection cap, metrics,
 leases), except the limits are raised so they never fire for a benchmark client
@@ -14,8 +15,9 @@ Method: server CPU time per operation, read from ``/proc/<pid>/task/*/schedstat`
 (nanoseconds on the CPU, summed over the server's threads) before and after
 each batch. The apps of a comparison run their batches in turn, in alternating
 order (A, B, then B, A, ...); each round gives a ratio, and the report shows the
-median of the per-round ratios and their spread. A raw-socket client
-(``wire_client.py``) keeps the client's own cost low.
+median of the per-round ratios and their interquartile range. A raw-socket
+client (``wire_client.py``) keeps the client's own cost low. docs/benchmarks.md
+says what the figures mean.
 """
 
 import argparse
@@ -75,8 +77,6 @@ GENERATED_ENV = {
 # The same app without the handshake rate limit: what that one feature costs.
 NO_RATE_LIMIT_ENV = {**GENERATED_ENV, "WS_HANDSHAKE_RATE_LIMIT": "off"}
 NO_RATE_LIMIT = "rate limit off"
-GC_THRESHOLD = 10_000  # CPython's default is 700 allocations
-GC_TUNED = f"gc.set_threshold({GC_THRESHOLD:_})"
 
 
 @dataclass(frozen=True)
@@ -90,10 +90,11 @@ class Settings:
     resource_rounds: int  # rounds of the memory and storm measurements (fresh processes)
 
 
-# Many short batches: this machine's speed drifts over seconds, and alternating
-# often cancels the drift (two identical apps measured 1.00-1.01 this way).
+# Many short batches, alternated: a machine's speed drifts over seconds, and
+# alternating often cancels the drift. The "noise floor" comparison (one app in
+# two processes) shows what is left: 0.99-1.01 on the development machine.
 FULL = Settings(
-    count=100, rounds=100, concurrency=20, messages=1000, held=5000, storm=10000, resource_rounds=2
+    count=300, rounds=40, concurrency=20, messages=1000, held=5000, storm=10000, resource_rounds=2
 )
 QUICK = Settings(
     count=40, rounds=4, concurrency=10, messages=200, held=200, storm=500, resource_rounds=1
@@ -127,9 +128,9 @@ class Servers:
         return self.running[name]
 
     @contextmanager
-    def fresh(self, name: str, app: str, gc_threshold: int | None = None) -> Iterator[LiveServer]:
+    def fresh(self, name: str, app: str) -> Iterator[LiveServer]:
         """A new process, for figures a previous run would skew (memory)."""
-        with self.watched(name, app, "h11", gc_threshold=gc_threshold) as server:
+        with self.watched(name, app, "h11") as server:
             yield server
 
     @contextmanager
@@ -139,20 +140,12 @@ class Servers:
         app: str,
         http: str,
         env: dict[str, str] | None = None,
-        gc_threshold: int | None = None,
     ) -> Iterator[LiveServer]:
         if env is None:
             env = GENERATED_ENV if app == GENERATED else {}
         args = ("--app-dir", str(BENCHMARKS), "--http", http, "--log-level", "warning")
         args += ("--ws-max-size", str(MAX_MESSAGE_BYTES))
-        command = None
-        if gc_threshold is not None:  # uvicorn's own CLI, after one line of set-up
-            setup = f"import gc, sys; gc.set_threshold({gc_threshold}); import uvicorn.main"
-            command = [sys.executable, "-c", f"{setup}; sys.exit(uvicorn.main.main())", app]
-            command += ["--host", "127.0.0.1", "--port", "{port}", "--ws", "wsproto", *args]
-        server = LiveServer(
-            Path(tempfile.mkdtemp()), app=app, env=env, extra_args=args, command=command
-        )
+        server = LiveServer(Path(tempfile.mkdtemp()), app=app, env=env, extra_args=args)
         try:
             with server:
                 yield server
@@ -167,7 +160,7 @@ class Subject:
 
     label: str
     server: str  # a key of the run's server table
-    kind: str  # "session", "echo" or "http"
+    kind: str  # "session", "echo" (messages on open connections) or "http"
     path: str = PATH
     headers: tuple[tuple[str, str], ...] = ()
     message: bytes | None = None  # sent after an accept, to be echoed
@@ -305,7 +298,6 @@ class Candidate(NamedTuple):
     app: str
     path: str
     headers: list[tuple[str, str]]
-    gc_threshold: int | None = None  # gc.set_threshold() in the server before it starts
 
 
 def resource_rounds(
@@ -319,8 +311,8 @@ def resource_rounds(
     samples: dict[str, list[dict]] = {candidate.label: [] for candidate in candidates}
     for round_number in range(settings.resource_rounds):
         order = candidates if round_number % 2 == 0 else candidates[::-1]
-        for label, app, path, headers, gc_threshold in order:
-            with servers.fresh(label, app, gc_threshold) as server:
+        for label, app, path, headers in order:
+            with servers.fresh(label, app) as server:
                 result = run(hold(server, path, headers, total, concurrency))
             if result["admitted"] != total or result["echoes_answered"] != result["echoes_sampled"]:
                 raise RuntimeError(f"{label}: {result}")
@@ -359,13 +351,9 @@ def memory_and_storm(servers: Servers, settings: Settings) -> dict[str, Any]:
         for label, rounds in samples.items()
     }
 
-    # Reconnect storm: every client at once, as after a deploy.
-    # The same generated app with the cyclic GC's first threshold raised: in a storm,
-    # full collections over every held connection's objects dominate (docs/benchmarks.md).
-    tuned = generated[0]._replace(
-        label=f"{generated[0].label}, {GC_TUNED}", gc_threshold=GC_THRESHOLD
-    )
-    candidates = [Candidate("raw ASGI echo", "apps:raw_echo", PATH, []), *generated, tuned]
+    # Reconnect storm: every client at once, as after a deploy. (The generated app
+    # raises the garbage collector's threshold at start-up for this: main.py.)
+    candidates = [Candidate("raw ASGI echo", "apps:raw_echo", PATH, []), *generated]
     samples = resource_rounds(candidates, servers, settings.storm, settings.storm, settings)
     baseline = samples["raw ASGI echo"]
     report["storm"] = {
@@ -402,6 +390,14 @@ def cpu_comparisons(servers: Servers, settings: Settings) -> dict[str, Any]:
     routes = {s.LABEL: paths.ECHO_ENDPOINTS[s.STRATEGY] for s in STRATEGIES}
     auth = tuple(AUTH)
     report: dict[str, Any] = {}
+
+    # The noise floor: the same raw app in two processes, measured like every pair below.
+    running["raw echo 2"] = servers.get("raw echo 2", "apps:raw_echo")
+    group = [
+        Subject("raw ASGI echo", "raw echo", "session", message=MESSAGE),
+        Subject("raw ASGI echo, second process", "raw echo 2", "session", message=MESSAGE),
+    ]
+    report["noise floor"] = compare(group, running, settings.count, settings)
 
     # Allowed session: handshake with a credential, one echo, clean close.
     group = [Subject("raw ASGI echo", "raw echo", "session", message=MESSAGE)]
@@ -529,7 +525,7 @@ def print_report(report: dict[str, Any], settings: Settings) -> None:
             r = result["ratios"][label]
             target = "" if NO_RATE_LIMIT in label else verdict(r["median"], targets[name])
             print(f"| {name} | {label} | {result['us'][label]:.0f} | {ratio(r)} | {target} |")
-    for name in ("FastAPI endpoint styles", "echo message", "GET /health"):
+    for name in ("noise floor", "FastAPI endpoint styles", "echo message", "GET /health"):
         result = report[name]
         labels = list(result["us"])
         print(f"| {name} | {labels[0]} | {result['us'][labels[0]]:.1f} | 1.00 | |")

@@ -6,7 +6,9 @@ import json
 from apps import http_or_lifespan
 from starlette.types import Receive, Scope, Send
 
-from {{ cookiecutter.package_name }}.rejections import MISSING_TOKEN
+from {{ cookiecutter.package_name }}.rejections import (
+    MISSING_TOKEN,
+)
 
 STRATEGY = "accept_then_close"  # the key of this strategy's route in paths.ECHO_ENDPOINTS
 LABEL = "accept-then-close"
@@ -32,3 +34,8 @@ async def raw_refusal(scope: Scope, receive: Receive, send: Send) -> None:
     await receive()  # websocket.connect
     for message in _MESSAGES:
         await send(message)
+
+
+def answer(status: int) -> str:
+    """What a client is told for a refusal with this HTTP status: a close code."""
+    return f"close {4000 + status}"

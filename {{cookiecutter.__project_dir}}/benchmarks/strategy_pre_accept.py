@@ -4,13 +4,15 @@ from apps import http_or_lifespan
 from starlette.types import Receive, Scope, Send
 
 from {{ cookiecutter.package_name }}.denial import denial_messages
-from {{ cookiecutter.package_name }}.rejections import MISSING_TOKEN
+from {{ cookiecutter.package_name }}.rejections import (
+    MISSING_TOKEN,
+)
 
 STRATEGY = "pre_accept"  # the key of this strategy's route in paths.ECHO_ENDPOINTS
 LABEL = "pre-accept"
 REFUSAL = "HTTP 401"  # what a client without a credential receives
 REFUSAL_FLOOR = "raw ASGI denial"
-REFUSAL_TARGET = 1.10  # issue goal: 1.05
+REFUSAL_TARGET = 1.10  # the aim: 1.05
 
 _START, _BODY = denial_messages(MISSING_TOKEN)  # the very bytes the guard sends
 
@@ -22,3 +24,8 @@ async def raw_refusal(scope: Scope, receive: Receive, send: Send) -> None:
         return
     await send(_START)
     await send(_BODY)
+
+
+def answer(status: int) -> str:
+    """What a client is told for a refusal with this HTTP status: the status itself."""
+    return f"HTTP {status}"

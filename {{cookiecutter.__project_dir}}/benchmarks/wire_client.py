@@ -40,7 +40,7 @@ class Outcome:
 
     @property
     def result(self) -> str:
-        """What the client saw: "HTTP 401", "close 4401" after an accept, or "echoed"."""
+        """What the client saw: "HTTP <status>", "close <code>" after an accept, or "echoed"."""
         if self.error:
             return f"error {self.error}"
         if self.status != 101:

@@ -10,8 +10,8 @@ from live_server import WS_IMPLEMENTATIONS, LiveServer
 from nginx_proxy import NginxProxy, find_nginx
 from redis_server import RedisServer, find_redis
 
-# `{{ cookiecutter.package_name }}.main` builds `app` from the environment when it is imported; give it
-# the test configuration first (environment variables win over a developer's .env).
+# The app module builds `app` from the environment when it is imported; give it the
+# test configuration first (environment variables win over a developer's .env).
 os.environ.update(SETTINGS_ENV)
 
 from {{ cookiecutter.package_name }}.main import create_app
@@ -39,7 +39,7 @@ def live_server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LiveServer]:
     """A real uvicorn on 127.0.0.1, once per ``--ws`` implementation, and once behind
-    nginx (deploy/nginx.conf in front of ``python -m {{ cookiecutter.package_name }}``)."""
+    nginx (deploy/nginx.conf in front of the ``python -m`` launcher)."""
     workdir = tmp_path_factory.mktemp(request.param)
     if request.param == "nginx":
         find_nginx()  # skip or fail before starting anything

@@ -2,7 +2,9 @@
 
 from fastapi import WebSocket
 
-from {{ cookiecutter.package_name }}.accept_then_close import accept_then_close
+from {{ cookiecutter.package_name }}.accept_then_close import (
+    accept_then_close,
+)
 from {{ cookiecutter.package_name }}.main import app
 
 SECRET_DETAIL = "database password is hunter2"

@@ -39,7 +39,7 @@ class LiveServer:
         self.app = app
         self.env = {**os.environ, **SETTINGS_ENV, **(env or {})}
         self.extra_args = extra_args
-        self.launcher = launcher  # serve with `python -m {{ cookiecutter.package_name }}` instead
+        self.launcher = launcher  # serve with the `python -m` launcher instead
         self.command = command  # or any other command; "{port}" is replaced by the port
         self.port = free_port()
         self.host = "127.0.0.1"

@@ -7,18 +7,25 @@ from fastapi import FastAPI, WebSocket
 from fastapi.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
-from {{ cookiecutter.package_name }}.accept_then_close import Rejected, accept_then_close, trim_reason
+from {{ cookiecutter.package_name }}.accept_then_close import (
+    Rejected,
+    accept_then_close,
+    trim_reason,
+)
 from {{ cookiecutter.package_name }}.main import create_app
 from {{ cookiecutter.package_name }}.paths import (
     ACCEPT_THEN_CLOSE_PREFIX,
     ADMIN_ECHO_ENDPOINTS,
     ECHO_ENDPOINTS,
 )
-from {{ cookiecutter.package_name }}.rejections import INSUFFICIENT_SCOPE, Rejection
+from {{ cookiecutter.package_name }}.rejections import (
+    INSUFFICIENT_SCOPE,
+    Rejection,
+)
 from {{ cookiecutter.package_name }}.settings import Settings
 
-from cases import BEARER, REFUSED, subprotocols_for
-from credentials import IDENTITY, SECOND_TOKEN, TOKEN
+from cases import BEARER, REFUSED
+from credentials import IDENTITY, SECOND_TOKEN
 
 ECHO = ECHO_ENDPOINTS["accept_then_close"]
 ADMIN_ECHO = ADMIN_ECHO_ENDPOINTS["accept_then_close"]
@@ -64,13 +71,6 @@ def test_a_route_needing_a_scope_refuses_a_credential_without_it(client: TestCli
     with client.websocket_connect(ADMIN_ECHO, headers=dict(BEARER)) as websocket:
         websocket.send_text("admin")
         assert websocket.receive_text() == "admin"
-
-
-def test_subprotocol_credential_selects_bearer_and_never_echoes_it(client: TestClient) -> None:
-    with client.websocket_connect(ECHO, subprotocols=subprotocols_for(TOKEN)) as websocket:
-        assert websocket.accepted_subprotocol == "bearer"
-        websocket.send_text("hello")
-        assert websocket.receive_text() == "hello"
 
 
 def test_refused_browser_client_gets_bearer_selected_too(client: TestClient) -> None:

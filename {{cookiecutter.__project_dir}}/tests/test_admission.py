@@ -8,7 +8,10 @@ from starlette.requests import HTTPConnection
 from starlette.types import Scope
 
 from {{ cookiecutter.package_name }} import store as store_module
-from {{ cookiecutter.package_name }}.admission import Admission, Admitted
+from {{ cookiecutter.package_name }}.admission import (
+    Admission,
+    Admitted,
+)
 from {{ cookiecutter.package_name }}.auth import CredentialVerifier
 from {{ cookiecutter.package_name }}.rejections import (
     HEADERS_TOO_LARGE,
@@ -23,7 +26,12 @@ from {{ cookiecutter.package_name }}.rejections import (
     Rejection,
 )
 from {{ cookiecutter.package_name }}.settings import Settings
-from {{ cookiecutter.package_name }}.store import Lease, MemoryStore, StoreUnavailable, Ticket
+from {{ cookiecutter.package_name }}.store import (
+    Lease,
+    MemoryStore,
+    StoreUnavailable,
+    Ticket,
+)
 
 from cases import ADMITTED, ALLOWED_ORIGIN, REFUSED
 from credentials import IDENTITY, SECOND_IDENTITY, SECOND_TOKEN, TOKEN, WRONG_TOKEN

@@ -7,9 +7,15 @@ import sys
 import pytest
 from pydantic import SecretStr
 
-from {{ cookiecutter.package_name }}.auth import AuthSettings, CredentialVerifier, parse_entry
+from {{ cookiecutter.package_name }}.auth import (
+    AuthSettings,
+    CredentialVerifier,
+    parse_entry,
+)
 from {{ cookiecutter.package_name }}.identity import Identity
-from {{ cookiecutter.package_name }}.rejections import INVALID_TOKEN
+from {{ cookiecutter.package_name }}.rejections import (
+    INVALID_TOKEN,
+)
 
 from credentials import SECOND_TOKEN, TOKEN
 

@@ -52,7 +52,8 @@ def test_benchmark_reports_every_ratio() -> None:
     assert report["returncode"] == 0, report
     assert report["errors"] == {}
     routes = [f"generated {strategy.replace('_', '-')} route" for strategy in paths.ECHO_ENDPOINTS]
-    comparisons = ["allowed session", "FastAPI endpoint styles", "echo message", "GET /health"]
+    comparisons = ["noise floor", "allowed session", "FastAPI endpoint styles", "echo message"]
+    comparisons.append("GET /health")
     comparisons += [f"{strategy.replace('_', '-')} refusal" for strategy in paths.ECHO_ENDPOINTS]
     for name in comparisons:
         result = report[name]

@@ -6,7 +6,8 @@ from starlette.websockets import WebSocketDisconnect
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from cases import ADMITTED, BEARER, ECHO_PATHS
+from cases import ADMITTED, BEARER, ECHO_PATHS, subprotocols_for
+from credentials import TOKEN
 from live_server import LiveServer
 
 
@@ -22,6 +23,16 @@ def test_admitted_clients_echo_text_and_bytes(
         assert websocket.receive_text() == "hello"
         websocket.send_bytes(b"\x00\xff")
         assert websocket.receive_bytes() == b"\x00\xff"
+
+
+@pytest.mark.parametrize("path", ECHO_PATHS)
+def test_subprotocol_credential_selects_bearer_and_never_echoes_it(
+    client: TestClient, path: str
+) -> None:
+    with client.websocket_connect(path, subprotocols=subprotocols_for(TOKEN)) as websocket:
+        assert websocket.accepted_subprotocol == "bearer"
+        websocket.send_text("hello")
+        assert websocket.receive_text() == "hello"
 
 
 @pytest.mark.parametrize("path", ECHO_PATHS)

@@ -26,10 +26,19 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from {{ cookiecutter.package_name }} import lifetime
-from {{ cookiecutter.package_name }}.admission import Admission, Admitted
-from {{ cookiecutter.package_name }}.auth import CredentialVerifier, mint_token
+from {{ cookiecutter.package_name }}.admission import (
+    Admission,
+    Admitted,
+)
+from {{ cookiecutter.package_name }}.auth import (
+    CredentialVerifier,
+    mint_token,
+)
 from {{ cookiecutter.package_name }}.identity import Identity, User
-from {{ cookiecutter.package_name }}.lifetime import EXPIRED_CLOSE, ConnectionLifetime
+from {{ cookiecutter.package_name }}.lifetime import (
+    EXPIRED_CLOSE,
+    ConnectionLifetime,
+)
 from {{ cookiecutter.package_name }}.settings import Settings
 from {{ cookiecutter.package_name }}.store import MemoryStore
 

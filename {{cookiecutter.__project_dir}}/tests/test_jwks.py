@@ -21,10 +21,20 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from {{ cookiecutter.package_name }} import jwks
-from {{ cookiecutter.package_name }}.auth import AUTH_UNAVAILABLE, AuthSettings, CredentialVerifier
+from {{ cookiecutter.package_name }}.auth import (
+    AUTH_UNAVAILABLE,
+    AuthSettings,
+    CredentialVerifier,
+)
 from {{ cookiecutter.package_name }}.identity import Identity
-from {{ cookiecutter.package_name }}.jwks import JWKSCache, usable_keys
-from {{ cookiecutter.package_name }}.rejections import INVALID_TOKEN, Rejection
+from {{ cookiecutter.package_name }}.jwks import (
+    JWKSCache,
+    usable_keys,
+)
+from {{ cookiecutter.package_name }}.rejections import (
+    INVALID_TOKEN,
+    Rejection,
+)
 
 from cases import ECHO_PATHS
 from jwks_server import JWKSServer, ec_key, new_key, rsa_key

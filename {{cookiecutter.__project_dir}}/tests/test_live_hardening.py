@@ -1,6 +1,6 @@
 """What a hostile or careless client sends, against the recommended server.
 
-The server runs as the README runs it (``python -m {{ cookiecutter.package_name }}``: uvicorn with
+The server runs as the README runs it (the ``python -m`` launcher: uvicorn with
 h11 and wsproto). Whatever arrives: never a 5xx, never an ERROR line or a
 traceback in the log, no descriptor left open, and allowed clients are still
 served afterwards.

@@ -8,7 +8,10 @@ import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
-from {{ cookiecutter.package_name }}.paths import ECHO_ENDPOINTS, PRE_ACCEPT_PREFIX
+from {{ cookiecutter.package_name }}.paths import (
+    ECHO_ENDPOINTS,
+    PRE_ACCEPT_PREFIX,
+)
 from {{ cookiecutter.package_name }}.rejections import Rejection
 
 from cases import BEARER, REFUSED, subprotocols_for

@@ -7,14 +7,24 @@ from starlette.testclient import WebSocketDenialResponse
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocketDisconnect
 
-from {{ cookiecutter.package_name }}.denial import CACHED_DENIALS, denial_messages
+from {{ cookiecutter.package_name }}.denial import (
+    CACHED_DENIALS,
+    denial_messages,
+)
 from {{ cookiecutter.package_name }}.main import create_app
-from {{ cookiecutter.package_name }}.paths import ADMIN_ECHO_ENDPOINTS, ECHO_ENDPOINTS, PRE_ACCEPT_PREFIX
-from {{ cookiecutter.package_name }}.rejections import INSUFFICIENT_SCOPE, Rejection
+from {{ cookiecutter.package_name }}.paths import (
+    ADMIN_ECHO_ENDPOINTS,
+    ECHO_ENDPOINTS,
+    PRE_ACCEPT_PREFIX,
+)
+from {{ cookiecutter.package_name }}.rejections import (
+    INSUFFICIENT_SCOPE,
+    Rejection,
+)
 from {{ cookiecutter.package_name }}.settings import Settings
 
-from cases import BEARER, REFUSED, subprotocols_for
-from credentials import IDENTITY, SECOND_TOKEN, TOKEN
+from cases import BEARER, REFUSED
+from credentials import IDENTITY, SECOND_TOKEN
 
 ECHO = ECHO_ENDPOINTS["pre_accept"]
 ADMIN_ECHO = ADMIN_ECHO_ENDPOINTS["pre_accept"]
@@ -63,13 +73,6 @@ def test_a_route_needing_a_scope_refuses_a_credential_without_it(client: TestCli
     with client.websocket_connect(ADMIN_ECHO, headers=dict(BEARER)) as websocket:
         websocket.send_text("admin")
         assert websocket.receive_text() == "admin"
-
-
-def test_subprotocol_credential_selects_bearer_and_never_echoes_it(client: TestClient) -> None:
-    with client.websocket_connect(ECHO, subprotocols=subprotocols_for(TOKEN)) as websocket:
-        assert websocket.accepted_subprotocol == "bearer"
-        websocket.send_text("hello")
-        assert websocket.receive_text() == "hello"
 
 
 def test_unknown_websocket_path_is_404_not_a_bare_403(client: TestClient) -> None:

@@ -7,7 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from {{ cookiecutter.package_name }}.settings import Settings, load_settings, normalize_origin
+from {{ cookiecutter.package_name }}.settings import (
+    Settings,
+    load_settings,
+    normalize_origin,
+)
 
 PACKAGE = "{{ cookiecutter.package_name }}"
 

@@ -1,11 +1,18 @@
-"""The in-memory store: leases, tickets, and the rate limiter's sweep."""
+"""The in-memory store: leases, tickets, and the rate counters."""
 
-import asyncio
+import random
+import time
 
 import pytest
-from limits import parse
+from limits import parse, parse_many
 
-from {{ cookiecutter.package_name }}.store import MAX_OPEN_TICKETS, MemoryStore, SweptMemoryStorage, Ticket
+from {{ cookiecutter.package_name }} import store as store_module
+from {{ cookiecutter.package_name }}.store import (
+    MAX_OPEN_TICKETS,
+    MemoryStore,
+    SlidingWindowCounters,
+    Ticket,
+)
 
 HOLDER = Ticket("alice", "Alice", ("admin",), None)
 
@@ -19,7 +26,7 @@ async def test_tickets_are_single_use() -> None:
 
 
 async def test_open_tickets_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("{{ cookiecutter.package_name }}.store.MAX_OPEN_TICKETS", 3)
+    monkeypatch.setattr(store_module, "MAX_OPEN_TICKETS", 3)
     store = MemoryStore()
     for number in range(5):
         await store.put_ticket(f"t{number}", HOLDER, 30)
@@ -38,33 +45,36 @@ async def test_rate_limit_waits_are_reported_in_whole_seconds() -> None:
     assert await store.hit(limits, "other") == 0
 
 
-async def test_the_expiry_sweep_runs_once_a_second_not_once_per_hit(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    # limits 5.8 schedules a sweep over every key after each hit; SweptMemoryStorage
-    # must keep overriding that, or a flood from many addresses costs O(keys) each.
-    sweeps = []
-    original = SweptMemoryStorage._MemoryStorage__schedule_expiry  # type: ignore[attr-defined]
+def test_memory_counters_decide_exactly_like_limits(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The in-process counter re-implements limits' sliding-window counter for speed;
+    # on the same events at the same times it must admit and refuse the same ones.
+    from limits.storage import MemoryStorage
+    from limits.strategies import SlidingWindowCounterRateLimiter
 
-    async def counting(self: SweptMemoryStorage) -> None:
-        sweeps.append(1)
-        await original(self)
+    clock = [1_000_000.25]
+    monkeypatch.setattr(time, "time", lambda: clock[0])
+    items = tuple(parse_many("3/second;10/minute"))
+    ours = SlidingWindowCounters()
+    reference = SlidingWindowCounterRateLimiter(MemoryStorage())
+    events = random.Random(7)  # noqa: S311 (reproducible test events, not secrets)
+    decisions = []
+    for _ in range(600):
+        clock[0] += events.choice([0.0, 0.05, 0.2, 0.7, 1.3, 9.0])
+        key = events.choice(["a", "b"])
+        allowed_by_limits = all(reference.hit(item, key) for item in items)
+        decisions.append((ours.hit(items, (key,)) == 0, allowed_by_limits))
+    assert all(mine == theirs for mine, theirs in decisions)
+    assert 50 < sum(mine for mine, _ in decisions) < 550  # both answers were exercised
 
-    monkeypatch.setattr(SweptMemoryStorage, "_MemoryStorage__schedule_expiry", counting)
-    from limits.aio.storage import MemoryStorage
 
-    upstream_sweeps = []
-    upstream = MemoryStorage._MemoryStorage__schedule_expiry  # type: ignore[attr-defined]
-
-    async def counting_upstream(self: MemoryStorage) -> None:
-        upstream_sweeps.append(1)
-        await upstream(self)
-
-    monkeypatch.setattr(MemoryStorage, "_MemoryStorage__schedule_expiry", counting_upstream)
-    store = MemoryStore()
-    limits = (parse("100/second"),)
-    for number in range(200):
-        await store.hit(limits, f"10.0.0.{number}")
-        await asyncio.sleep(0)
-    assert len(sweeps) == 200  # the hook is still reached on every hit ...
-    assert len(upstream_sweeps) <= 2  # ... but the sweep itself ran at most twice
+def test_idle_clients_counters_are_swept(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = [1_000.0]
+    monkeypatch.setattr(time, "time", lambda: clock[0])
+    counters = SlidingWindowCounters()
+    limit = (parse("5/second"),)
+    for number in range(1000):
+        counters.hit(limit, (f"10.0.{number}",))
+    assert len(counters._windows) == 1000
+    clock[0] += 2.5  # both windows of every idle client have passed
+    counters.hit(limit, ("10.9.9",))
+    assert len(counters._windows) == 1

@@ -1,91 +1,121 @@
-"""The reference apps the benchmark compares the strategies with (strategy_*.py).
+"""The reference apps the generated app is measured against.
 
-Each is served by its own uvicorn process. All refuse a handshake without a
-token and answer ``GET /health``; the policy, settings and echo loop are the
-project's own.
+Each runs in its own uvicorn process (``handshake_cost.py`` starts them) and
+answers ``GET /health``, so the benchmark knows when it is up. The refusal each
+strategy is compared with lives in its ``strategy_*.py`` module.
+
+- ``raw_echo``: a bare ASGI callable that accepts every WebSocket and echoes: the
+  floor for an allowed session, with no framework, no guard and no identity.
+- ``fastapi_echo``: the idiomatic FastAPI echo endpoint (``@app.websocket``),
+  the reference for memory per held connection.
+- ``fastapi_depends_echo`` / ``fastapi_route_echo``: the same endpoint reading
+  its settings through ``Depends(...)``, or as a Starlette-style
+  ``websocket_route`` reading ``websocket.app.state`` (as the generated routes do).
 """
 
-import json
+from dataclasses import dataclass
+from typing import Annotated
 
-from fastapi import FastAPI, WebSocket
-from fastapi.responses import JSONResponse
-from starlette.types import Receive, Scope, Send
+from fastapi import Depends, FastAPI, WebSocket, WebSocketDisconnect
+from starlette.types import Message, Receive, Scope, Send
 
-from websocket_gatekeeper.policy import MISSING_TOKEN, AdmissionPolicy
-from websocket_gatekeeper.routes import health
-from websocket_gatekeeper.routes.echo import echo
-from websocket_gatekeeper.settings import Settings
-
-BENCH_TOKEN = "benchmark-token-0123456789"
-SETTINGS = Settings(auth_tokens=[BENCH_TOKEN], _env_file=None)
-POLICY = AdmissionPolicy(SETTINGS.auth_tokens)
 PATH = "/ws/echo"
 
-_BODY = json.dumps({"detail": MISSING_TOKEN.message, "code": MISSING_TOKEN.code}).encode()
-_DENIAL_START = {
-    "type": "websocket.http.response.start",
-    "status": 401,
-    "headers": [
-        (b"content-type", b"application/json"),
-        (b"content-length", b"%d" % len(_BODY)),
-        (b"www-authenticate", b'Bearer realm="websocket"'),
-    ],
-}
-_DENIAL_BODY = {"type": "websocket.http.response.body", "body": _BODY}
-_HEALTH_START = {
+_ACCEPT: Message = {"type": "websocket.accept"}
+_HEALTH_START: Message = {
     "type": "http.response.start",
     "status": 200,
     "headers": [(b"content-type", b"application/json"), (b"content-length", b"15")],
 }
-_HEALTH_BODY = {"type": "http.response.body", "body": b'{"status":"ok"}'}
+_HEALTH_BODY: Message = {"type": "http.response.body", "body": b'{"status":"ok"}'}
 
 
-async def raw(scope: Scope, receive: Receive, send: Send) -> None:
-    """The limit: no framework, the same denial bytes, sent straight away."""
-    if scope["type"] == "websocket":
-        await send(_DENIAL_START)
-        await send(_DENIAL_BODY)
-    elif scope["type"] == "http":
+async def http_or_lifespan(scope: Scope, receive: Receive, send: Send) -> None:
+    """What every raw app does with what is not a WebSocket: ``/health`` and lifespan."""
+    if scope["type"] == "http":
         await send(_HEALTH_START)
         await send(_HEALTH_BODY)
-    else:  # lifespan
+    else:
         while (await receive())["type"] != "lifespan.shutdown":
             await send({"type": "lifespan.startup.complete"})
         await send({"type": "lifespan.shutdown.complete"})
 
 
-def fastapi_app() -> FastAPI:
-    app = FastAPI()
-    app.state.settings = SETTINGS
-    app.state.policy = POLICY
-    app.include_router(health.router)
-    return app
-
-
-def with_plain_echo(app: FastAPI) -> FastAPI:
-    @app.websocket(PATH)
-    async def plain_echo(websocket: WebSocket) -> None:
-        await websocket.accept()
-        await echo(websocket, SETTINGS.max_message_bytes)
-
-    return app
-
-
-# FastAPI without any guard: the reference for the guard's overhead on allowed traffic.
-unguarded = with_plain_echo(fastapi_app())
-
-# FastAPI's own route-level denial: the endpoint asks the policy and calls
-# send_denial_response, after routing and dependency resolution.
-route_denial = fastapi_app()
-
-
-@route_denial.websocket(PATH)
-async def route_level_denial(websocket: WebSocket) -> None:
-    rejection = POLICY.admit(websocket)
-    if rejection is not None:
-        body = {"detail": rejection.message, "code": rejection.code}
-        response = JSONResponse(body, rejection.status, dict(rejection.headers))
-        await websocket.send_denial_response(response)
+async def raw_echo(scope: Scope, receive: Receive, send: Send) -> None:
+    """The floor: accept every WebSocket and echo each message until the client leaves."""
+    if scope["type"] != "websocket":
+        await http_or_lifespan(scope, receive, send)
         return
+    await receive()  # websocket.connect
+    await send(_ACCEPT)
+    while True:
+        message = await receive()
+        if message["type"] != "websocket.receive":
+            return
+        text = message.get("text")
+        if text is not None:
+            await send({"type": "websocket.send", "text": text})
+        else:
+            await send({"type": "websocket.send", "bytes": message.get("bytes") or b""})
+
+
+@dataclass
+class EchoSettings:
+    max_message_bytes: int = 64 * 1024
+
+
+def _fastapi() -> FastAPI:
+    app = FastAPI()
+    app.state.settings = EchoSettings()
+
+    @app.get("/health")
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app
+
+
+async def _echo(websocket: WebSocket, settings: EchoSettings) -> None:
     await websocket.accept()
-    await echo(websocket, SETTINGS.max_message_bytes)
+    try:
+        while True:
+            text = await websocket.receive_text()
+            if len(text) > settings.max_message_bytes:
+                await websocket.close(1009)
+                return
+            await websocket.send_text(text)
+    except WebSocketDisconnect:
+        pass
+
+
+def get_settings(websocket: WebSocket) -> EchoSettings:
+    return websocket.app.state.settings
+
+
+fastapi_echo = _fastapi()
+
+
+@fastapi_echo.websocket(PATH)
+async def plain_echo(websocket: WebSocket) -> None:
+    """The FastAPI tutorial's endpoint: ``@app.websocket``, only the WebSocket parameter."""
+    await _echo(websocket, websocket.app.state.settings)
+
+
+fastapi_depends_echo = _fastapi()
+
+
+@fastapi_depends_echo.websocket(PATH)
+async def depends_echo(
+    websocket: WebSocket, settings: Annotated[EchoSettings, Depends(get_settings)]
+) -> None:
+    """The same endpoint taking its settings from a dependency."""
+    await _echo(websocket, settings)
+
+
+fastapi_route_echo = _fastapi()
+
+
+@fastapi_route_echo.router.websocket_route(PATH)
+async def route_echo(websocket: WebSocket) -> None:
+    """The same endpoint as a Starlette-style route: no dependency solving."""
+    await _echo(websocket, websocket.app.state.settings)

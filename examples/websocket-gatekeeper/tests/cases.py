@@ -1,52 +1,75 @@
-"""Handshakes both strategies must treat the same way, shared by every test module."""
+"""Handshakes every strategy must treat the same way, shared by every test module."""
+
+import base64
 
 import pytest
 
 from websocket_gatekeeper import paths
-from websocket_gatekeeper.policy import (
+from websocket_gatekeeper.rejections import (
+    INVALID_TICKET,
     INVALID_TOKEN,
     MISSING_TOKEN,
     ORIGIN_NOT_ALLOWED,
 )
 
-TOKEN = "test-token-0123456789abcdef"
-SECOND_TOKEN = "second-token-0123456789abcdef"
+from credentials import AUTH_ENV, SECOND_TOKEN, TOKEN, WRONG_TOKEN
+
 ALLOWED_ORIGIN = "https://app.example.com"
 SETTINGS_ENV = {
-    "WS_AUTH_TOKENS": f"{TOKEN},{SECOND_TOKEN}",
+    **AUTH_ENV,
     "WS_ALLOWED_ORIGINS": ALLOWED_ORIGIN,
     "WS_MAX_MESSAGE_BYTES": "1024",
+    # High enough never to fire in tests that are not about it, so the check still runs.
+    "WS_HANDSHAKE_RATE_LIMIT": "100000/second",
+    "WS_LIMITS_STORAGE_URL": "memory://",
 }
 BEARER = {"authorization": f"Bearer {TOKEN}"}
 
-# (headers, query string, expected rejection). Pass copies of the headers to
-# TestClient.websocket_connect: it adds its own handshake headers to the dict.
-WRONG = "wrong-token-000000000000"
+
+def carrier(credential: str) -> str:
+    """The ``bearer.<base64url>`` subprotocol that carries a credential."""
+    return "bearer." + base64.urlsafe_b64encode(credential.encode()).rstrip(b"=").decode()
+
+
+def subprotocols_for(credential: str) -> list[str]:
+    return ["bearer", carrier(credential)]
+
+
+# (headers, query string, subprotocols, expected rejection). Pass copies of the
+# headers to TestClient.websocket_connect: it adds its own handshake headers.
 EVIL = "https://evil.example"
 REFUSED = [
-    pytest.param({}, "", MISSING_TOKEN, id="no-token"),
-    pytest.param({"authorization": "Basic dXNlcjpwYXNz"}, "", MISSING_TOKEN, id="not-bearer"),
-    pytest.param({"authorization": "Bearer "}, "", MISSING_TOKEN, id="empty-bearer"),
-    pytest.param({"authorization": f"Bearer {WRONG}"}, "", INVALID_TOKEN, id="wrong-header-token"),
-    pytest.param({}, f"?token={WRONG}", INVALID_TOKEN, id="wrong-query-token"),
-    pytest.param({"authorization": f"Bearer {TOKEN}x"}, "", INVALID_TOKEN, id="token-prefix"),
-    pytest.param({**BEARER, "origin": EVIL}, "", ORIGIN_NOT_ALLOWED, id="foreign-origin"),
+    pytest.param({}, "", [], MISSING_TOKEN, id="no-token"),
+    pytest.param({"authorization": "Basic dXNlcjpwYXNz"}, "", [], MISSING_TOKEN, id="not-bearer"),
+    pytest.param({"authorization": "Bearer "}, "", [], MISSING_TOKEN, id="empty-bearer"),
     pytest.param(
-        {**BEARER, "origin": f"{ALLOWED_ORIGIN}.evil"}, "", ORIGIN_NOT_ALLOWED, id="suffix"
+        {"authorization": f"Bearer {WRONG_TOKEN}"}, "", [], INVALID_TOKEN, id="wrong-header-token"
     ),
-    pytest.param({**BEARER, "origin": "null"}, "", ORIGIN_NOT_ALLOWED, id="null-origin"),
+    pytest.param({}, f"?token={WRONG_TOKEN}", [], INVALID_TOKEN, id="wrong-query-token"),
     pytest.param(
-        {"origin": EVIL}, f"?token={TOKEN}", ORIGIN_NOT_ALLOWED, id="foreign-origin-query"
+        {}, "", subprotocols_for(WRONG_TOKEN), INVALID_TOKEN, id="wrong-subprotocol-token"
+    ),
+    pytest.param({"authorization": f"Bearer {TOKEN}x"}, "", [], INVALID_TOKEN, id="token-suffix"),
+    pytest.param({}, "?ticket=never-issued-0123456789", [], INVALID_TICKET, id="unknown-ticket"),
+    pytest.param({**BEARER, "origin": EVIL}, "", [], ORIGIN_NOT_ALLOWED, id="foreign-origin"),
+    pytest.param(
+        {**BEARER, "origin": f"{ALLOWED_ORIGIN}.evil"}, "", [], ORIGIN_NOT_ALLOWED, id="suffix"
+    ),
+    pytest.param({**BEARER, "origin": "null"}, "", [], ORIGIN_NOT_ALLOWED, id="null-origin"),
+    pytest.param(
+        {"origin": EVIL}, f"?token={TOKEN}", [], ORIGIN_NOT_ALLOWED, id="foreign-origin-query"
     ),
 ]
 
-# (headers, query string) of clients that must get through
+# (headers, query string, subprotocols) of clients that must get through
 ADMITTED = [
-    pytest.param(BEARER, "", id="header-token"),
-    pytest.param({"authorization": f"bearer {SECOND_TOKEN}"}, "", id="second-token"),
-    pytest.param({}, f"?token={TOKEN}", id="query-token"),
-    pytest.param({"origin": ALLOWED_ORIGIN}, f"?token={TOKEN}", id="allowed-origin"),
+    pytest.param(BEARER, "", [], id="header-token"),
+    pytest.param({"authorization": f"bearer {SECOND_TOKEN}"}, "", [], id="second-token"),
+    pytest.param({}, f"?token={TOKEN}", [], id="query-token"),
+    pytest.param({}, "", subprotocols_for(TOKEN), id="subprotocol-token"),
+    pytest.param({"origin": ALLOWED_ORIGIN}, f"?token={TOKEN}", [], id="allowed-origin"),
 ]
 
 # Every guarded echo endpoint this project has (one per strategy it was generated with).
 ECHO_PATHS = list(paths.ECHO_ENDPOINTS.values())
+ADMIN_ECHO_PATHS = list(paths.ADMIN_ECHO_ENDPOINTS.values())

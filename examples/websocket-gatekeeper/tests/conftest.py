@@ -5,12 +5,13 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from cases import ALLOWED_ORIGIN, SECOND_TOKEN, SETTINGS_ENV, TOKEN
+from cases import SETTINGS_ENV
 from live_server import WS_IMPLEMENTATIONS, LiveServer
 from nginx_proxy import NginxProxy, find_nginx
+from redis_server import RedisServer, find_redis
 
-# `websocket_gatekeeper.main` builds `app` from the environment when it is imported; give it
-# the test configuration first (environment variables win over a developer's .env).
+# The app module builds `app` from the environment when it is imported; give it the
+# test configuration first (environment variables win over a developer's .env).
 os.environ.update(SETTINGS_ENV)
 
 from websocket_gatekeeper.main import create_app
@@ -19,12 +20,7 @@ from websocket_gatekeeper.settings import Settings
 
 @pytest.fixture
 def settings() -> Settings:
-    return Settings(
-        auth_tokens=[TOKEN, SECOND_TOKEN],
-        allowed_origins=[ALLOWED_ORIGIN],
-        max_message_bytes=1024,
-        _env_file=None,
-    )
+    return Settings(_env_file=None)
 
 
 @pytest.fixture
@@ -34,7 +30,7 @@ def app(settings: Settings) -> FastAPI:
 
 @pytest.fixture
 def client(app: FastAPI) -> Iterator[TestClient]:
-    with TestClient(app) as client:
+    with TestClient(app) as client:  # `with`: runs the lifespan (store, keys)
         yield client
 
 
@@ -43,7 +39,7 @@ def live_server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LiveServer]:
     """A real uvicorn on 127.0.0.1, once per ``--ws`` implementation, and once behind
-    nginx (deploy/nginx.conf in front of ``python -m websocket_gatekeeper``)."""
+    nginx (deploy/nginx.conf in front of the ``python -m`` launcher)."""
     workdir = tmp_path_factory.mktemp(request.param)
     if request.param == "nginx":
         find_nginx()  # skip or fail before starting anything
@@ -54,3 +50,11 @@ def live_server(
     with LiveServer(workdir, ws=request.param) as server:
         yield server
     server.assert_no_unexpected_errors()
+
+
+@pytest.fixture
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A fresh redis-server per test: tests stop, freeze and restart it."""
+    find_redis()
+    with RedisServer(tmp_path_factory.mktemp("redis")) as server:
+        yield server

@@ -2,14 +2,16 @@
 
 from fastapi import WebSocket
 
-from websocket_gatekeeper.accept_then_close import accept_then_close
+from websocket_gatekeeper.accept_then_close import (
+    accept_then_close,
+)
 from websocket_gatekeeper.main import app
 
 SECRET_DETAIL = "database password is hunter2"
 
 
-@app.websocket("/ws/test/crash")
+@app.websocket_route("/ws/test/crash")
+@accept_then_close()
 async def crash(websocket: WebSocket) -> None:
-    async with accept_then_close(websocket):
-        await websocket.receive_text()
-        raise RuntimeError(SECRET_DETAIL)
+    await websocket.receive_text()
+    raise RuntimeError(SECRET_DETAIL)

@@ -1,4 +1,4 @@
-"""Accept-then-close through Starlette's TestClient: JSON message, close code, reason."""
+"""Accept-then-close through Starlette's TestClient: JSON message, close code, reason, identity."""
 
 import logging
 
@@ -7,50 +7,131 @@ from fastapi import FastAPI, WebSocket
 from fastapi.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
-from websocket_gatekeeper.accept_then_close import accept_then_close, trim_reason
-from websocket_gatekeeper.paths import ACCEPT_THEN_CLOSE_PREFIX
-from websocket_gatekeeper.policy import Rejected, Rejection
+from websocket_gatekeeper.accept_then_close import (
+    Rejected,
+    accept_then_close,
+    trim_reason,
+)
+from websocket_gatekeeper.main import create_app
+from websocket_gatekeeper.paths import (
+    ACCEPT_THEN_CLOSE_PREFIX,
+    ADMIN_ECHO_ENDPOINTS,
+    ECHO_ENDPOINTS,
+)
+from websocket_gatekeeper.rejections import (
+    INSUFFICIENT_SCOPE,
+    Rejection,
+)
+from websocket_gatekeeper.settings import Settings
 
-from cases import REFUSED
+from cases import BEARER, REFUSED
+from credentials import IDENTITY, SECOND_TOKEN
 
-ECHO = f"{ACCEPT_THEN_CLOSE_PREFIX}/echo"
+ECHO = ECHO_ENDPOINTS["accept_then_close"]
+ADMIN_ECHO = ADMIN_ECHO_ENDPOINTS["accept_then_close"]
 
 
-@pytest.mark.parametrize(("headers", "query", "expected"), REFUSED)
+def refusal(
+    client: TestClient,
+    url: str,
+    headers: dict[str, str] | None = None,
+    subprotocols: list[str] | None = None,
+) -> tuple[dict[str, str] | None, int, str]:
+    """(first message or None, close code, close reason) of a refused connection."""
+    with client.websocket_connect(
+        url, headers=dict(headers or {}), subprotocols=subprotocols
+    ) as ws:
+        try:
+            message = ws.receive_json()
+        except WebSocketDisconnect as exc:
+            return None, exc.code, exc.reason
+        with pytest.raises(WebSocketDisconnect) as info:
+            ws.receive_text()
+    return message, info.value.code, info.value.reason
+
+
+@pytest.mark.parametrize(("headers", "query", "subprotocols", "expected"), REFUSED)
 def test_refusal_is_a_message_then_a_close_code(
-    client: TestClient, headers: dict[str, str], query: str, expected: Rejection
+    client: TestClient,
+    headers: dict[str, str],
+    query: str,
+    subprotocols: list[str],
+    expected: Rejection,
 ) -> None:
-    with client.websocket_connect(ECHO + query, headers=dict(headers)) as websocket:
-        assert websocket.receive_json() == {"error": expected.code, "detail": expected.message}
+    message, code, reason = refusal(client, ECHO + query, headers, subprotocols)
+    assert message == {"error": expected.code, "detail": expected.message}
+    assert code == 4000 + expected.status
+    assert reason == expected.code
+
+
+def test_a_route_needing_a_scope_refuses_a_credential_without_it(client: TestClient) -> None:
+    message, code, reason = refusal(client, ADMIN_ECHO, {"authorization": f"Bearer {SECOND_TOKEN}"})
+    assert message == {"error": INSUFFICIENT_SCOPE.code, "detail": INSUFFICIENT_SCOPE.message}
+    assert (code, reason) == (4403, "insufficient_scope")
+    with client.websocket_connect(ADMIN_ECHO, headers=dict(BEARER)) as websocket:
+        websocket.send_text("admin")
+        assert websocket.receive_text() == "admin"
+
+
+def test_refused_browser_client_gets_bearer_selected_too(client: TestClient) -> None:
+    # Browsers fail a handshake whose offered protocols get no answer, so the
+    # refusal they must be able to read needs "bearer" selected as well.
+    message, code, _ = refusal(client, ECHO, subprotocols=["bearer"])
+    assert message is not None
+    assert code == 4401
+
+
+def test_endpoint_reads_who_connected(settings: Settings) -> None:
+    app = create_app(settings)
+
+    @app.websocket_route(f"{ACCEPT_THEN_CLOSE_PREFIX}/whoami")
+    @accept_then_close()
+    async def whoami(websocket: WebSocket) -> None:
+        await websocket.send_json(
+            {"identity": websocket.user.identity, "scopes": websocket.auth.scopes}
+        )
+
+    with (
+        TestClient(app) as client,
+        client.websocket_connect(
+            f"{ACCEPT_THEN_CLOSE_PREFIX}/whoami", headers=dict(BEARER)
+        ) as websocket,
+    ):
+        assert websocket.receive_json() == {"identity": IDENTITY, "scopes": ["admin"]}
         with pytest.raises(WebSocketDisconnect) as info:
             websocket.receive_text()
-    assert info.value.code == 4000 + expected.status
-    assert info.value.reason == expected.code
+        assert info.value.code == 1000
 
 
-def crashing_app() -> FastAPI:
-    app = FastAPI()
+def test_opaque_mode_closes_4404_with_nothing_to_read(settings: Settings) -> None:
+    opaque = settings.model_copy(update={"opaque_refusals": True})
+    with TestClient(create_app(opaque)) as client:
+        assert refusal(client, ECHO) == (None, 4404, "")
 
-    @app.websocket("/crash")
+
+def crashing_app(settings: Settings) -> FastAPI:
+    app = create_app(settings)
+
+    @app.websocket_route("/crash")
+    @accept_then_close()
     async def crash(websocket: WebSocket) -> None:
-        async with accept_then_close(websocket):
-            await websocket.receive_text()
-            raise RuntimeError("database password is hunter2")
+        await websocket.receive_text()
+        raise RuntimeError("database password is hunter2")
 
-    @app.websocket("/refuse-later")
+    @app.websocket_route("/refuse-later")
+    @accept_then_close()
     async def refuse_later(websocket: WebSocket) -> None:
-        async with accept_then_close(websocket):
-            await websocket.receive_text()
-            raise Rejected(Rejection(429, "slow_down_" + "é" * 100, "Too many messages."))
+        await websocket.receive_text()
+        raise Rejected(Rejection(429, "slow_down_" + "é" * 100, "Too many messages."))
 
     return app
 
 
 def test_unexpected_exception_closes_with_1011_and_stays_server_side(
-    caplog: pytest.LogCaptureFixture,
+    settings: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
-    client = TestClient(crashing_app())
-    with client, client.websocket_connect("/crash") as websocket:
+    client = TestClient(crashing_app(settings))
+    with client, client.websocket_connect("/crash", headers=dict(BEARER)) as websocket:
         websocket.send_text("boom")
         with pytest.raises(WebSocketDisconnect) as info:
             websocket.receive_text()
@@ -61,9 +142,9 @@ def test_unexpected_exception_closes_with_1011_and_stays_server_side(
     assert "hunter2" in str(record.exc_info[1])
 
 
-def test_a_rejection_after_the_conversation_started_is_delivered_too() -> None:
-    client = TestClient(crashing_app())
-    with client, client.websocket_connect("/refuse-later") as websocket:
+def test_a_rejection_after_the_conversation_started_is_delivered_too(settings: Settings) -> None:
+    client = TestClient(crashing_app(settings))
+    with client, client.websocket_connect("/refuse-later", headers=dict(BEARER)) as websocket:
         websocket.send_text("one too many")
         assert websocket.receive_json()["error"].startswith("slow_down_")
         with pytest.raises(WebSocketDisconnect) as info:

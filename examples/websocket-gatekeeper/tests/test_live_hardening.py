@@ -1,6 +1,6 @@
 """What a hostile or careless client sends, against the recommended server.
 
-The server runs as the README runs it (``python -m websocket_gatekeeper``: uvicorn with
+The server runs as the README runs it (the ``python -m`` launcher: uvicorn with
 h11 and wsproto). Whatever arrives: never a 5xx, never an ERROR line or a
 traceback in the log, no descriptor left open, and allowed clients are still
 served afterwards.
@@ -16,7 +16,8 @@ import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
-from cases import BEARER, ECHO_PATHS, TOKEN
+from cases import BEARER, ECHO_PATHS
+from credentials import TOKEN
 from live_server import LiveServer
 from wire import exchange, handshake_request
 
@@ -28,16 +29,17 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     server.assert_no_unexpected_errors()
 
 
-def refusal(url: str) -> str:
-    """How the server refused ``url``: "HTTP 403" (pre-accept) or "close 4403" (after accept)."""
+def refusal_code(url: str) -> str:
+    """The machine code of a refusal, however it was delivered: in the JSON body of
+    an HTTP refusal, or as the reason of the close frame that followed an accept."""
     try:
         with connect(url) as ws:
             while True:
                 ws.recv(timeout=5)
     except InvalidStatus as exc:
-        return f"HTTP {exc.response.status_code}"
+        return json.loads(exc.response.body)["code"]
     except ConnectionClosed as exc:
-        return f"close {exc.rcvd.code if exc.rcvd else None}"
+        return exc.rcvd.reason if exc.rcvd else ""
 
 
 def head(path: str, port: int, *lines: str) -> bytes:
@@ -98,8 +100,8 @@ def test_oversized_handshake_is_refused(
         response = exchange(server.port, request, until_close_frame=True)
     except ConnectionResetError:
         return  # h11 answered 400 and reset while the oversized request was still arriving
-    if response.status == 101:
-        assert response.frames[-1][1][:2] == (4431).to_bytes(2, "big")
+    if response.status == 101:  # refused after the accept: the close frame says why
+        assert response.frames[-1][1][2:] == b"headers_too_large"
     else:
         assert response.status in {400, 431}, response
 
@@ -110,7 +112,7 @@ def test_non_utf8_token_is_just_a_wrong_token(server: LiveServer, path: str) -> 
         b"\r\n\r\n", b"\r\nAuthorization: Bearer \xff\xfe\xc3\x28\x80\r\n\r\n"
     )
     response = exchange(server.port, request, until_close_frame=True)
-    if response.status == 101:  # accept-then-close: the refusal follows the accept
+    if response.status == 101:  # refused after the accept: the frames say why
         assert any(b"invalid_token" in payload for _, payload in response.frames)
     else:
         assert response.status == 403
@@ -150,7 +152,7 @@ def test_oversized_message_closes_with_1009(server: LiveServer, path: str) -> No
 def test_refusals_are_logged_once_without_the_token(server: LiveServer) -> None:
     secretish = "query-token-that-must-not-be-logged"
     for path in ECHO_PATHS:
-        assert refusal(f"{server.ws_url}{path}?token={secretish}") in {"HTTP 403", "close 4403"}
+        assert refusal_code(f"{server.ws_url}{path}?token={secretish}") == "invalid_token"
     time.sleep(0.2)
     log = server.log
     assert secretish not in log

@@ -8,23 +8,35 @@ import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
-from websocket_gatekeeper.paths import PRE_ACCEPT_PREFIX
-from websocket_gatekeeper.policy import Rejection
+from websocket_gatekeeper.paths import (
+    ECHO_ENDPOINTS,
+    PRE_ACCEPT_PREFIX,
+)
+from websocket_gatekeeper.rejections import Rejection
 
-from cases import BEARER, REFUSED
+from cases import BEARER, REFUSED, subprotocols_for
+from credentials import TOKEN
 from live_server import LiveServer
 from wire import exchange, handshake_request
 
-ECHO = f"{PRE_ACCEPT_PREFIX}/echo"
+ECHO = ECHO_ENDPOINTS["pre_accept"]
 
 
-@pytest.mark.parametrize(("headers", "query", "expected"), REFUSED)
+@pytest.mark.parametrize(("headers", "query", "subprotocols", "expected"), REFUSED)
 def test_refusal_arrives_as_http_status_and_json(
-    live_server: LiveServer, headers: dict[str, str], query: str, expected: Rejection
+    live_server: LiveServer,
+    headers: dict[str, str],
+    query: str,
+    subprotocols: list[str],
+    expected: Rejection,
 ) -> None:
     with (
         pytest.raises(InvalidStatus) as info,
-        connect(live_server.ws_url + ECHO + query, additional_headers=headers),
+        connect(
+            live_server.ws_url + ECHO + query,
+            additional_headers=headers,
+            subprotocols=subprotocols or None,  # type: ignore[arg-type]
+        ),
     ):
         pass
     response = info.value.response
@@ -42,6 +54,22 @@ def test_status_line_and_headers_on_a_raw_socket(live_server: LiveServer) -> Non
     assert response.headers["www-authenticate"] == 'Bearer realm="websocket"'
     assert "upgrade" not in response.headers
     assert json.loads(response.body)["code"] == "missing_token"
+
+
+def test_subprotocol_credential_gets_bearer_and_only_bearer_back(live_server: LiveServer) -> None:
+    request = handshake_request(
+        ECHO, {"Sec-WebSocket-Protocol": ", ".join(subprotocols_for(TOKEN))}, port=live_server.port
+    )
+    response = exchange(live_server.port, request)
+    assert response.status == 101
+    assert response.headers["sec-websocket-protocol"] == "bearer"
+
+
+def test_unknown_path_is_a_404(live_server: LiveServer) -> None:
+    request = handshake_request(f"{PRE_ACCEPT_PREFIX}/typo", BEARER, port=live_server.port)
+    response = exchange(live_server.port, request)
+    assert response.status == 404
+    assert json.loads(response.body)["code"] == "not_found"
 
 
 def test_a_server_without_the_denial_extension_gets_a_bare_403_at_once(tmp_path: Path) -> None:

@@ -1,1 +1,1 @@
-"""{{ cookiecutter.package_name }}: a FastAPI service whose WebSocket endpoints refuse unwanted clients."""
+"""A FastAPI service whose WebSocket endpoints admit the right clients and refuse the rest."""

@@ -1,6 +1,6 @@
-"""``python -m {{ cookiecutter.package_name }}``: serve the app with the recommended uvicorn options.
+"""Serve the app with the recommended uvicorn options, or print a credential.
 
-``python -m {{ cookiecutter.package_name }} token ...`` prints a credential for development.
+Run ``python -m`` on this package with ``--help``, or ``token --help``.
 """
 
 import argparse
@@ -13,6 +13,8 @@ import uvicorn
 
 from .auth import add_token_command
 from .settings import load_settings
+
+METRICS_DIR_PREFIX = "websocket-metrics-"  # a folder of this launcher's, removed at exit
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -43,7 +45,7 @@ def serve(host: str, port: int, workers: int) -> None:
             )
         if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
             # Every worker writes its metrics here, so /metrics answers for all of them.
-            metrics_dir = tempfile.mkdtemp(prefix="{{ cookiecutter.package_name }}-metrics-")
+            metrics_dir = tempfile.mkdtemp(prefix=METRICS_DIR_PREFIX)
             os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     try:
         uvicorn.run(

@@ -32,8 +32,9 @@ TOKEN = re.compile(r"[\x21-\x2b\x2d-\x39\x3b-\x7e]{16,}")  # no ',' or ':'
 NAME = re.compile(r"[A-Za-z0-9._@-]{1,64}")
 SCOPE = re.compile(r"[\x21-\x7e]{1,64}")
 NO_TOKENS = (
-    "no token configured. Start from the example (cp .env.example .env) and add one "
-    "to WS_AUTH_TOKENS there: python -m {{ cookiecutter.package_name }} token --name dev prints one"
+    "no token configured. Start from the example (cp .env.example .env) and add one to "
+    "WS_AUTH_TOKENS there; this prints one: "
+    "python -m {{ cookiecutter.package_name }} token --name dev"
 )
 
 

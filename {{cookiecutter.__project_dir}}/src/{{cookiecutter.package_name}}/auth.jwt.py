@@ -3,7 +3,7 @@
 Exactly one key source:
 
 - ``WS_JWT_SECRET``: a shared secret, HS256 (your own login flow issues tokens;
-  ``python -m {{ cookiecutter.package_name }} token --sub NAME`` mints one for development);
+  the ``token --sub NAME`` command of ``__main__.py`` mints one for development);
 - ``WS_JWKS_URL``: an identity provider's public keys (RS256 / ES256), fetched
   without blocking the event loop and cached (``jwks.py``).
 
@@ -118,6 +118,7 @@ class CredentialVerifier:
 
     def __init__(self, settings: AuthSettings) -> None:
         self._algorithms = frozenset(settings.algorithms())
+        self._secret_algorithms = settings.algorithms()  # ["HS256"] with a secret
         self._secret = (
             settings.jwt_secret.get_secret_value().encode() if settings.jwt_secret else None
         )
@@ -143,27 +144,31 @@ class CredentialVerifier:
             await self._jwks.prefetch()
 
     async def verify(self, credential: bytes) -> Identity | Rejection:
-        try:
-            header = jwt.get_unverified_header(credential)
-        except jwt.PyJWTError:
-            return INVALID_TOKEN
-        algorithm = header.get("alg")
-        if not isinstance(algorithm, str) or algorithm not in self._algorithms:
-            return INVALID_TOKEN  # pinned: "none" and algorithm confusion end here
         if self._jwks is None:
+            # One secret, HS256 only: decode() itself refuses any other "alg"
+            # ("none" included), so the header needs no separate look.
             key: Any = self._secret
+            algorithms = self._secret_algorithms
         else:
+            try:
+                header = jwt.get_unverified_header(credential)
+            except jwt.PyJWTError:
+                return INVALID_TOKEN
+            algorithm = header.get("alg")
+            if not isinstance(algorithm, str) or algorithm not in self._algorithms:
+                return INVALID_TOKEN  # pinned: "none" and algorithm confusion end here
             try:
                 key = await self._jwks.key(header.get("kid"), algorithm)
             except KeysUnavailable:
                 return AUTH_UNAVAILABLE
             if key is None:
                 return INVALID_TOKEN
+            algorithms = [algorithm]
         try:
             claims = self._jwt.decode(
                 credential,
                 key,
-                algorithms=[algorithm],
+                algorithms=algorithms,
                 audience=self._audience,
                 issuer=self._issuer,
                 leeway=self._leeway,

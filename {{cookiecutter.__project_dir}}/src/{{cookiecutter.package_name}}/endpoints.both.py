@@ -1,33 +1,30 @@
-"""The WebSocket endpoints: each strategy on its own routes, side by side."""
+"""The WebSocket endpoints and how each refuses: both strategies, side by side."""
 
-from fastapi import APIRouter, FastAPI
-from starlette.routing import WebSocketRoute
+from fastapi import FastAPI
 
-from .paths import ACCEPT_THEN_CLOSE_PREFIX, PRE_ACCEPT_PREFIX
+from .paths import ADMIN_ECHO_ENDPOINTS, ADMIN_SCOPE, ECHO_ENDPOINTS, PRE_ACCEPT_PREFIX
 from .pre_accept import PreAcceptGuard
-from .routes import accept_then_close_echo, pre_accept_echo
+from .routes.accept_then_close_echo import accept_then_close_admin_echo, accept_then_close_echo
+from .routes.pre_accept_echo import pre_accept_echo
 
 
 def install(app: FastAPI) -> None:
-    """Add the WebSocket routes and the guard; call before adding other routes."""
-    add_websocket_routes(app, pre_accept_echo.router, PRE_ACCEPT_PREFIX)
+    """Route the WebSocket paths; main.py calls this before adding HTTP routes.
+
+    Plain routes on the app's own router, tried first: an included ``APIRouter``
+    is matched through an extra layer on every handshake (docs/benchmarks.md).
+    """
+    app.router.add_websocket_route(ECHO_ENDPOINTS["pre_accept"], pre_accept_echo)
+    app.router.add_websocket_route(ADMIN_ECHO_ENDPOINTS["pre_accept"], pre_accept_echo)
     # Guard only the pre-accept routes; the others refuse from inside the endpoint.
+    # The guard runs before routing, so it is told which paths need which scopes.
     app.add_middleware(
         PreAcceptGuard,
         admission=app.state.admission,
         path_prefix=PRE_ACCEPT_PREFIX + "/",
-        scopes={PRE_ACCEPT_PREFIX + path: s for path, s in pre_accept_echo.REQUIRED_SCOPES.items()},
+        scopes={ADMIN_ECHO_ENDPOINTS["pre_accept"]: frozenset({ADMIN_SCOPE})},
     )
-    add_websocket_routes(app, accept_then_close_echo.router, ACCEPT_THEN_CLOSE_PREFIX)
-
-
-def add_websocket_routes(app: FastAPI, router: APIRouter, prefix: str) -> None:
-    """The router's WebSocket routes as plain routes of the app, ahead of the HTTP ones.
-
-    ``app.include_router`` would also work, but FastAPI matches included routers
-    through an extra layer on every handshake, and routes listed earlier are tried
-    first: this way costs about 20 µs less per connection (docs/benchmarks.md).
-    """
-    for route in router.routes:
-        if isinstance(route, WebSocketRoute):
-            app.router.add_websocket_route(prefix + route.path, route.endpoint, route.name)
+    app.router.add_websocket_route(ECHO_ENDPOINTS["accept_then_close"], accept_then_close_echo)
+    app.router.add_websocket_route(
+        ADMIN_ECHO_ENDPOINTS["accept_then_close"], accept_then_close_admin_echo
+    )

@@ -7,6 +7,8 @@ ECHO_ENDPOINTS = {
     "pre_accept": f"{PRE_ACCEPT_PREFIX}/echo",
     "accept_then_close": f"{ACCEPT_THEN_CLOSE_PREFIX}/echo",
 }
+# The scope a credential needs on the admin routes.
+ADMIN_SCOPE = "admin"
 # The same echo, only for credentials that grant the "admin" scope.
 ADMIN_ECHO_ENDPOINTS = {
     "pre_accept": f"{PRE_ACCEPT_PREFIX}/admin/echo",

@@ -7,8 +7,13 @@ One interface, two implementations chosen by ``WS_LIMITS_STORAGE_URL``:
 - ``redis://host:port/db``: ``store_redis.py``. Every worker on every host that
   shares the Redis agrees on the counts.
 
-Rates use the ``limits`` library (sliding-window counters); connection leases
-and tickets, which no library offers, are written here.
+Rates are sliding-window counters in the ``limits`` library's notation
+(``50/second;1200/minute``). In Redis they are ``limits``' own; in memory they
+are ``SlidingWindowCounters`` below: the same algorithm on a dict, because
+``limits``' async memory storage (5.8) costs 16 µs per handshake against 2.4 µs
+here, and sweeps every key after each hit (540 µs per handshake with 10,000
+addresses tracked; see docs/benchmarks.md). Connection leases and tickets, which
+no library offers, are written here.
 """
 
 import itertools
@@ -19,8 +24,6 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from limits import RateLimitItem
-from limits.aio.storage import MemoryStorage
-from limits.aio.strategies import SlidingWindowCounterRateLimiter
 
 MAX_OPEN_TICKETS = 100_000  # per process; tickets live 30 s, so this is ~3,000 issued/s
 
@@ -63,43 +66,52 @@ class Store(Protocol):
         """The holder of a valid ticket, which is then used up; None otherwise."""
 
 
-async def retry_after(
-    limiter: SlidingWindowCounterRateLimiter,
-    limits: tuple[RateLimitItem, ...],
-    key: tuple[str, ...],
-) -> int:
-    """Count one event against every limit; 0 if all allow it, else seconds to wait."""
-    for item in limits:
-        if not await limiter.hit(item, *key):
-            stats = await limiter.get_window_stats(item, *key)
-            return max(1, math.ceil(stats.reset_time - time.time()))
-    return 0
+class SlidingWindowCounters:
+    """``limits``' sliding-window counter, in process: a limit of N per window admits
+    an event while (previous window's count x the share of it still inside the
+    sliding window) + this window's count stays under N."""
 
+    SWEEP_INTERVAL = 1.0  # seconds between sweeps of idle clients' counters
 
-class SweptMemoryStorage(MemoryStorage):
-    """``limits``' in-process storage, sweeping expired keys at most once a second.
+    def __init__(self) -> None:
+        # (key, window seconds, limit) -> [window number, previous count, current count].
+        # Plain ints in the key (RateLimitItem hashes in Python) and a list updated
+        # in place: a hit allocates nothing once a client is known.
+        self._windows: dict[tuple[tuple[str, ...], int, int], list[float]] = {}
+        self._next_sweep = 0.0
 
-    Upstream (limits 5.8) starts a sweep over *every* key after each hit: with
-    10,000 client addresses tracked that cost 540 µs per handshake, more than the
-    handshake itself. Keys are also expired when read, so an occasional sweep
-    only reclaims memory. (tests/test_store.py checks the override still applies.)
-    """
-
-    SWEEP_INTERVAL = 1.0
-    _next_sweep = 0.0
-
-    async def _MemoryStorage__schedule_expiry(self) -> None:
-        now = time.monotonic()
+    def hit(self, limits: tuple[RateLimitItem, ...], key: tuple[str, ...]) -> int:
+        """Count one event against every limit; 0 if all allow it, else seconds to wait."""
+        now = time.time()
         if now >= self._next_sweep:
-            self._next_sweep = now + self.SWEEP_INTERVAL
-            await super()._MemoryStorage__schedule_expiry()  # type: ignore[misc]
+            self._sweep(now)
+        for item in limits:
+            seconds, amount = item.get_expiry(), item.amount
+            window = now // seconds
+            counts = self._windows.get((key, seconds, amount))
+            if counts is None:
+                counts = self._windows[key, seconds, amount] = [window, 0, 0]
+            elif counts[0] != window:  # a new window began; the last one may still count
+                counts[1] = counts[2] if counts[0] == window - 1 else 0
+                counts[0], counts[2] = window, 0
+            elapsed = now - window * seconds
+            if math.floor(counts[1] * (1 - elapsed / seconds) + counts[2]) + 1 > amount:
+                return max(1, math.ceil(seconds - elapsed))  # when this window ends
+            counts[2] += 1
+        return 0
+
+    def _sweep(self, now: float) -> None:
+        self._next_sweep = now + self.SWEEP_INTERVAL
+        stale = [slot for slot, counts in self._windows.items() if counts[0] < now // slot[1] - 1]
+        for slot in stale:
+            del self._windows[slot]
 
 
 class MemoryStore:
     """Everything in this process: correct for a single worker."""
 
     def __init__(self) -> None:
-        self._limiter = SlidingWindowCounterRateLimiter(SweptMemoryStorage())
+        self._counters = SlidingWindowCounters()
         self._open: dict[str, int] = {}  # identity -> open connections
         self._ids = itertools.count()
         # Insertion order is expiry order (one TTL for all): the oldest go first.
@@ -112,7 +124,7 @@ class MemoryStore:
         self._tickets.clear()
 
     async def hit(self, limits: tuple[RateLimitItem, ...], *key: str) -> int:
-        return await retry_after(self._limiter, limits, key)
+        return self._counters.hit(limits, key)
 
     async def acquire_lease(self, identity: str, cap: int) -> Lease | None:
         # No await between the check and the increment: atomic on the event loop.

@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import os
 import secrets
 import socket
@@ -34,7 +35,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
-from .store import Lease, StoreUnavailable, Ticket, retry_after
+from .store import Lease, StoreUnavailable, Ticket
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +69,19 @@ for i, key in ipairs(KEYS) do
 end
 return #KEYS
 """
+
+
+async def retry_after(
+    limiter: SlidingWindowCounterRateLimiter,
+    limits: tuple[RateLimitItem, ...],
+    key: tuple[str, ...],
+) -> int:
+    """Count one event against every limit; 0 if all allow it, else seconds to wait."""
+    for item in limits:
+        if not await limiter.hit(item, *key):
+            stats = await limiter.get_window_stats(item, *key)
+            return max(1, math.ceil(stats.reset_time - time.time()))
+    return 0
 
 
 class RedisStore:

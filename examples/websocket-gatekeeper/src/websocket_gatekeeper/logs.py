@@ -1,31 +1,51 @@
-"""Logging: this package's lines next to uvicorn's, and no token in any of them."""
+"""Logging: this package's lines next to uvicorn's, no credential in any of them,
+and no false ERROR after a denial response."""
 
 import logging
 import re
 
-# Browsers can only send a token in the query string, and uvicorn logs every
-# WebSocket path with its query string; cut the value out before it is written.
-TOKEN_IN_QUERY = re.compile(r"([?&]token=)[^&\s\"]*")
+from .denial import denial_sent
+
+# uvicorn logs every WebSocket path with its query string, where simple clients
+# put ?token= and browsers ?ticket=: cut the values out before they are written.
+CREDENTIAL_IN_QUERY = re.compile(r"([?&](?:token|ticket)=)[^&\s\"]*")
+# uvicorn's default WebSocket implementation (websockets-sansio) logs this after
+# every denial response although the client got the right answer (upstream bug).
+FALSE_HANDSHAKE_ERROR = "ASGI callable returned without completing handshake."
 
 
-class RedactQueryTokens(logging.Filter):
-    """Replace ``token=<value>`` in a record's arguments with ``token=[redacted]``."""
+class RedactQueryCredentials(logging.Filter):
+    """Replace ``token=<value>`` / ``ticket=<value>`` in a record's arguments."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.args, tuple):
             record.args = tuple(
-                TOKEN_IN_QUERY.sub(r"\1[redacted]", arg) if isinstance(arg, str) else arg
+                CREDENTIAL_IN_QUERY.sub(r"\1[redacted]", arg) if isinstance(arg, str) else arg
                 for arg in record.args
             )
         return True
 
 
+class DropFalseHandshakeError(logging.Filter):
+    """Drop uvicorn's "returned without completing handshake" line, but only for a
+    connection this app refused with a denial response (``denial.denial_sent`` is
+    set in that connection's task). From an endpoint that really returned without
+    answering, the same line still appears at ERROR."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.msg == FALSE_HANDSHAKE_ERROR and denial_sent.get())
+
+
 def configure_logging() -> None:
-    """Redact tokens from uvicorn's lines; print ours through its handlers and level."""
-    for name in ("uvicorn.error", "uvicorn.access"):
+    """Install the filters on uvicorn's loggers; print ours through its handlers and level."""
+    for name, filters in (
+        ("uvicorn.error", (RedactQueryCredentials, DropFalseHandshakeError)),
+        ("uvicorn.access", (RedactQueryCredentials,)),
+    ):
         logger = logging.getLogger(name)
-        if not any(isinstance(f, RedactQueryTokens) for f in logger.filters):
-            logger.addFilter(RedactQueryTokens())
+        for kind in filters:
+            if not any(isinstance(existing, kind) for existing in logger.filters):
+                logger.addFilter(kind())
     package_logger = logging.getLogger(__package__)
     uvicorn_logger = logging.getLogger("uvicorn")
     if uvicorn_logger.handlers and not package_logger.handlers:

@@ -1,71 +1,72 @@
 """Pre-accept denial: refuse a WebSocket handshake with a real HTTP response.
 
 A pure ASGI middleware. It sees ``websocket`` scopes before any routing, asks the
-admission policy, and answers a refusal with the ASGI "WebSocket Denial
-Response" extension, so the client gets e.g. ``401`` with a JSON body instead of
-``101 Switching Protocols``. HTTP and lifespan traffic pass through untouched.
+admission pipeline, and answers a refusal with an HTTP status and JSON body
+instead of ``101 Switching Protocols`` (``denial.py``). An admitted connection
+goes on to the app with ``scope["user"]`` and ``scope["auth"]`` set. HTTP and
+lifespan traffic pass through untouched.
 
 (``@app.middleware("http")`` would not work here: it never sees WebSocket scopes.)
 """
 
-import json
+from collections.abc import Mapping
 
-from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .policy import AdmissionPolicy, Rejection, log_rejection
-
-DENIAL_EXTENSION = "websocket.http.response"
-CACHED_DENIALS = 64  # refusal kinds whose messages are kept; a policy has a handful
+from .admission import NO_SCOPES, Admission
+from .credentials import BEARER_SUBPROTOCOL
+from .denial import send_denial
+from .lifetime import ConnectionLifetime
+from .rejections import Rejection
 
 
 class PreAcceptGuard:
-    """Refuse WebSocket handshakes under ``path_prefix`` that the policy rejects."""
+    """Refuse WebSocket handshakes under ``path_prefix`` that admission rejects.
 
-    def __init__(self, app: ASGIApp, policy: AdmissionPolicy, path_prefix: str = "/") -> None:
+    ``scopes`` maps a path to the scopes a credential needs there: the guard runs
+    before routing, so a route's requirements are declared here.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        admission: Admission,
+        path_prefix: str = "/",
+        scopes: Mapping[str, frozenset[str]] | None = None,
+    ) -> None:
         self.app = app
-        self.policy = policy
-        self.path_prefix = path_prefix  # WebSocket paths this guard protects
-        self._denials: dict[Rejection, tuple[Message, Message]] = {}
+        self.admission = admission
+        self.path_prefix = path_prefix
+        self.scopes = dict(scopes or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "websocket" or not scope["path"].startswith(self.path_prefix):
             await self.app(scope, receive, send)
             return
-        connection = HTTPConnection(scope)
-        rejection = self.policy.admit(connection)
-        if rejection is None:
-            await self.app(scope, receive, send)
+        required = self.scopes.get(scope["path"], NO_SCOPES)
+        outcome = await self.admission.admit(scope, "pre_accept", required)
+        if isinstance(outcome, Rejection):
+            await send_denial(scope, send, outcome)
             return
-        log_rejection(connection, rejection)
-        if DENIAL_EXTENSION in (scope.get("extensions") or {}):
-            start, body = self._denial(rejection)
-            await send(start)
-            await send(body)
-        else:
-            # Without the extension (e.g. daphne) a denial would be ignored and the
-            # client would hang; a close before accept becomes a bare 403 at once.
-            await send({"type": "websocket.close", "code": rejection.close_code})
+        scope["user"] = outcome.identity.user
+        scope["auth"] = outcome.identity.auth
+        if outcome.select_bearer:
+            send = selecting_bearer(send)
+        async with ConnectionLifetime(self.admission, outcome, scope, send):
+            await self.app(scope, receive, send)
 
-    def _denial(self, rejection: Rejection) -> tuple[Message, Message]:
-        # Build each refusal's messages once; afterwards a refusal costs two sends.
-        # (Bounded, in case a policy makes Rejections with per-request messages.)
-        denial = self._denials.get(rejection)
-        if denial is None:
-            body = json.dumps({"detail": rejection.message, "code": rejection.code}).encode()
-            headers = [
-                (b"content-type", b"application/json"),
-                (b"content-length", b"%d" % len(body)),
-            ]
-            headers += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in rejection.headers]
-            denial = (
-                {
-                    "type": "websocket.http.response.start",
-                    "status": rejection.status,
-                    "headers": headers,
-                },
-                {"type": "websocket.http.response.body", "body": body},
-            )
-            if len(self._denials) < CACHED_DENIALS:
-                self._denials[rejection] = denial
-        return denial
+
+def selecting_bearer(send: Send) -> Send:
+    """Accept with the "bearer" subprotocol unless the endpoint picked one.
+
+    A client that sent its credential as ``bearer.<base64url>`` also offered
+    ``bearer``; browsers fail a handshake whose offered protocols get no answer.
+    Only such connections pay for this wrapper.
+    """
+
+    async def send_selecting_bearer(message: Message) -> None:
+        if message["type"] == "websocket.accept" and not message.get("subprotocol"):
+            message = {**message, "subprotocol": BEARER_SUBPROTOCOL}
+        await send(message)
+
+    return send_selecting_bearer

@@ -1,19 +1,15 @@
 """Settings, read once from environment variables (or ``.env``) and validated at start-up."""
 
-import re
 from typing import Annotated
 from urllib.parse import urlsplit
 
+from limits import parse_many
 from pydantic import Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import NoDecode, SettingsConfigDict
 
-# Tokens travel in an HTTP header or a query string: visible ASCII only, and long
-# enough that guessing is hopeless.
-TOKEN = re.compile(r"[\x21-\x7e]{16,}")
-HOW_TO_SET_TOKENS = (
-    "set at least one token (16+ visible ASCII characters), e.g. "
-    "WS_AUTH_TOKENS=$(python -c 'import secrets; print(secrets.token_urlsafe(32))')"
-)
+from .auth import AuthSettings
+
+OFF = "off"
 
 
 def split_comma_separated(value: object) -> object:
@@ -23,30 +19,57 @@ def split_comma_separated(value: object) -> object:
     return value
 
 
-class Settings(BaseSettings):
+class Settings(AuthSettings):
     model_config = SettingsConfigDict(env_prefix="WS_", env_file=".env", extra="ignore")
 
-    # No default on purpose: a shared default secret is no secret.
-    auth_tokens: Annotated[list[str], NoDecode] = Field(min_length=1)
-    allowed_origins: Annotated[list[str], NoDecode] = []
+    allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     max_message_bytes: int = Field(default=64 * 1024, ge=1, le=16 * 1024 * 1024)
+    # Handshakes per client address, in the `limits` notation, or "off". The
+    # default lets an office of a few hundred people behind one NAT reconnect
+    # after a deploy, and keeps one address to ~20 handshakes a second sustained.
+    handshake_rate_limit: str = "50/second;1200/minute"
+    max_connections_per_identity: int | None = Field(default=100, ge=1)
+    limits_storage_url: str = "memory://"
+    # How long a worker that died without cleaning up keeps its slots (Redis store).
+    connection_lease_seconds: float = Field(default=30, ge=3, le=3600)
+    # Refuse like a path that does not exist, so nothing reveals an endpoint.
+    opaque_refusals: bool = False
 
-    @field_validator("auth_tokens", "allowed_origins", mode="before")
+    @field_validator("allowed_origins", mode="before")
     @classmethod
     def _split(cls, value: object) -> object:
         return split_comma_separated(value)
-
-    @field_validator("auth_tokens")
-    @classmethod
-    def _tokens_are_strong(cls, tokens: list[str]) -> list[str]:
-        if not all(TOKEN.fullmatch(token) for token in tokens):
-            raise ValueError("every token must be 16+ visible ASCII characters")
-        return tokens
 
     @field_validator("allowed_origins")
     @classmethod
     def _origins_are_exact(cls, origins: list[str]) -> list[str]:
         return [normalize_origin(origin) for origin in origins]
+
+    @field_validator("handshake_rate_limit")
+    @classmethod
+    def _rate_limit_parses(cls, value: str) -> str:
+        value = value.strip()
+        if value.lower() == OFF:
+            return OFF
+        try:
+            parse_many(value)
+        except ValueError:
+            raise ValueError(
+                f"{value!r} is not a rate limit; use e.g. 50/second;1200/minute, or off"
+            ) from None
+        return value
+
+    @field_validator("max_connections_per_identity", mode="before")
+    @classmethod
+    def _cap_can_be_off(cls, value: object) -> object:
+        return None if isinstance(value, str) and value.strip().lower() == OFF else value
+
+    @field_validator("limits_storage_url")
+    @classmethod
+    def _storage_url(cls, value: str) -> str:
+        if value == "memory://" or urlsplit(value).scheme in {"redis", "rediss", "unix"}:
+            return value
+        raise ValueError(f"{value!r} is neither memory:// nor a redis://host:port/db URL")
 
 
 def normalize_origin(origin: str) -> str:
@@ -70,11 +93,12 @@ def load_settings() -> Settings:
 
 
 def describe(exc: ValidationError) -> str:
+    """One line per problem: the variable, then what is wrong, without pydantic's prefixes."""
     lines = []
     for error in exc.errors():
-        name = "WS_" + str(error["loc"][0]).upper() if error["loc"] else "settings"
-        if name == "WS_AUTH_TOKENS" and error["type"] in {"missing", "too_short"}:
-            lines.append(f"  {name}: no token configured; {HOW_TO_SET_TOKENS}")
-        else:
-            lines.append(f"  {name}: {error['msg']}")
+        name = "WS_" + str(error["loc"][0]).upper() if error["loc"] else ""
+        # Our own words for our own rules, without pydantic's "Value error, " prefix.
+        ours = error["type"] == "value_error"
+        message = str(error["ctx"]["error"]) if ours else error["msg"]
+        lines.append(f"  {name}: {message}" if name else f"  {message}")
     return "\n".join(lines)

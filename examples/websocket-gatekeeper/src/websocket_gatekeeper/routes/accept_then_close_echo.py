@@ -1,18 +1,23 @@
-"""Echo endpoint that accepts first and refuses from inside (``accept_then_close``)."""
+"""Echo endpoints that accept first and refuse from inside (``@accept_then_close``).
 
-from fastapi import APIRouter, WebSocket
+Starlette-style endpoints: they take the WebSocket and read what they need from
+``websocket.app.state`` and ``websocket.user``. A ``Depends(...)`` in a WebSocket
+endpoint's signature costs FastAPI's dependency solving on every connection (see
+docs/benchmarks.md for the measured price). ``endpoints.py`` routes them.
+"""
+
+from fastapi import WebSocket
 
 from ..accept_then_close import accept_then_close
-from ..dependencies import PolicyDep, SettingsDep
+from ..paths import ADMIN_SCOPE
 from .echo import echo
 
-router = APIRouter()
+
+@accept_then_close()
+async def accept_then_close_echo(websocket: WebSocket) -> None:
+    await echo(websocket)
 
 
-@router.websocket("/echo")
-async def accept_then_close_echo(
-    websocket: WebSocket, policy: PolicyDep, settings: SettingsDep
-) -> None:
-    async with accept_then_close(websocket):
-        policy.enforce(websocket)  # a refusal raises Rejected: JSON error + close 44xx
-        await echo(websocket, settings.max_message_bytes)
+@accept_then_close(scopes=[ADMIN_SCOPE])
+async def accept_then_close_admin_echo(websocket: WebSocket) -> None:
+    await echo(websocket)

@@ -1,24 +1,32 @@
-"""``GET /``: a page that opens each guarded endpoint from JavaScript; what a browser sees."""
+"""``GET /``: a page that connects to every guarded endpoint from JavaScript, through
+each channel a browser has (subprotocol, ticket, query), and shows what it sees."""
 
 import json
 from importlib.resources import files
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from ..paths import ECHO_ENDPOINTS
+from ..paths import ADMIN_ECHO_ENDPOINTS, ECHO_ENDPOINTS
 
 router = APIRouter()
 
-# Read and fill once at import: the page is static apart from the endpoint list.
-PAGE = (
-    files(__package__)
-    .joinpath("demo.html")
-    .read_text(encoding="utf-8")
-    .replace("__ECHO_ENDPOINTS__", json.dumps(ECHO_ENDPOINTS))
-)
+PAGE = files(__package__).joinpath("demo.html").read_text(encoding="utf-8")
 
 
 @router.get("/", response_class=HTMLResponse, include_in_schema=False)
-async def demo_page() -> HTMLResponse:
-    return HTMLResponse(PAGE)
+async def demo_page(request: Request) -> HTMLResponse:
+    # A browser cannot read why a handshake was refused, so the page gets the
+    # Origin allow-list (not a secret: any page learns it by trying) and checks
+    # its own origin against it, as the guard does with the handshake's Origin.
+    config = {
+        "echo": ECHO_ENDPOINTS,
+        "admin": ADMIN_ECHO_ENDPOINTS,
+        "allowedOrigins": request.app.state.settings.allowed_origins,
+    }
+    # Escaped "<": nothing in the data can end the page's <script> element.
+    data = json.dumps(config).replace("<", "\\u003c")
+    return HTMLResponse(
+        PAGE.replace("__DEMO_CONFIG__", data),
+        headers={"cache-control": "no-store"},  # it shows the current settings
+    )

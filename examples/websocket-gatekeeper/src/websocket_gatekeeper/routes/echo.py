@@ -5,12 +5,13 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 MESSAGE_TOO_BIG = 1009
 
 
-async def echo(websocket: WebSocket, max_message_bytes: int) -> None:
+async def echo(websocket: WebSocket) -> None:
     """Echo text and binary messages until the client leaves.
 
     An oversized message closes the socket with 1009. (The server's own
     ``ws_max_size``, set by ``python -m ...``, stops it earlier, before buffering.)
     """
+    max_bytes = websocket.app.state.settings.max_message_bytes
     try:
         while True:
             message = await websocket.receive()
@@ -18,7 +19,7 @@ async def echo(websocket: WebSocket, max_message_bytes: int) -> None:
                 return
             text, data = message.get("text"), message.get("bytes")
             size = len(text.encode()) if text is not None else len(data or b"")
-            if size > max_message_bytes:
+            if size > max_bytes:
                 await websocket.close(MESSAGE_TOO_BIG, "message too big")
                 return
             if text is not None:

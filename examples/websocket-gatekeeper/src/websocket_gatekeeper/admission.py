@@ -1,0 +1,240 @@
+"""The admission pipeline: the one place that decides whether a WebSocket client
+is admitted, and as whom.
+
+Cheapest check first: handshake size -> Origin allow-list -> handshake rate per
+client address -> credential (header, subprotocol, ticket or query) -> scopes
+the route requires -> open connections per identity. The result is either a
+``Rejection`` or an ``Admitted`` connection carrying its identity.
+
+The delivery (before or after the handshake is accepted) asks this pipeline and
+decides only *how* a refusal reaches the client. Replace or extend
+``Admission._decide`` with your own rules; it runs for every handshake,
+including hostile ones, so keep it cheap.
+"""
+
+import hashlib
+import logging
+import math
+import secrets
+import time
+from dataclasses import dataclass
+
+from limits import RateLimitItem, parse_many
+from starlette.authentication import AuthCredentials
+from starlette.requests import HTTPConnection
+from starlette.types import Scope
+
+from . import metrics
+from .auth import CredentialVerifier
+from .credentials import bearer_token, presented
+from .identity import Identity, User
+from .rejections import (
+    HEADERS_TOO_LARGE,
+    INSUFFICIENT_SCOPE,
+    INVALID_TICKET,
+    MISSING_TOKEN,
+    NOT_FOUND,
+    OPAQUE,
+    ORIGIN_NOT_ALLOWED,
+    STORE_UNAVAILABLE,
+    TOO_MANY_CONNECTIONS,
+    Rejection,
+    rate_limited,
+)
+from .settings import Settings
+from .store import Lease, Store, StoreUnavailable, Ticket
+
+logger = logging.getLogger(__name__)
+
+# No legitimate handshake comes near this; uvicorn's httptools parser accepts any
+# size, so the pipeline sets the limit itself (browsers send about 1-2 KB).
+MAX_HEADER_BYTES = 16 * 1024
+TICKET_SECONDS = 30
+NO_SCOPES: frozenset[str] = frozenset()
+
+
+@dataclass(slots=True)
+class Admitted:
+    """A connection the pipeline let in: who it is, and the slot it holds."""
+
+    identity: Identity
+    lease: Lease | None  # None when connections per identity are not capped
+    select_bearer: bool  # the credential came as a subprotocol: accept "bearer"
+
+
+class Admission:
+    def __init__(self, settings: Settings, verifier: CredentialVerifier, store: Store) -> None:
+        self.verifier = verifier
+        self.store = store
+        # Everything that can be prepared once is prepared here, not per handshake.
+        self._origins = frozenset(origin.encode("latin-1") for origin in settings.allowed_origins)
+        self._rate_limits = parse_rate_limits(settings.handshake_rate_limit)
+        self._cap = settings.max_connections_per_identity
+        self._opaque = settings.opaque_refusals
+
+    async def admit(
+        self, scope: Scope, strategy: str, required_scopes: frozenset[str] = NO_SCOPES
+    ) -> Admitted | Rejection:
+        """Decide on one handshake; log and count the outcome once."""
+        started = time.perf_counter()
+        outcome = await self._decide(scope, required_scopes)
+        metrics.observe_handshake(strategy, time.perf_counter() - started)
+        if isinstance(outcome, Rejection):
+            return self.refused(scope, strategy, outcome)
+        metrics.count_admission(strategy)
+        if logger.isEnabledFor(logging.INFO):
+            logger.info(
+                "admitted WebSocket %s from %s as %s",
+                scope["path"],
+                client_address(scope),
+                outcome.identity.user.identity,
+            )
+        return outcome
+
+    def refused(self, scope: Scope, strategy: str, rejection: Rejection) -> Rejection:
+        """Log and count a refusal; return what the client may be told."""
+        metrics.count_refusal(strategy, rejection.code)
+        if logger.isEnabledFor(logging.INFO):
+            # The path only, never the query string: it may carry a credential.
+            logger.info(
+                "refused WebSocket %s from %s: %s",
+                scope["path"],
+                client_address(scope),
+                rejection.code,
+            )
+        return OPAQUE if self._opaque else rejection
+
+    def refuse_unknown_path(self, scope: Scope) -> Rejection:
+        return self.refused(scope, "router", NOT_FOUND)
+
+    async def release(self, admitted: Admitted) -> None:
+        """Give back what admission took; called once when the connection ends."""
+        if admitted.lease is not None:
+            await self.store.release_lease(admitted.lease)
+
+    async def issue_ticket(self, connection: HTTPConnection) -> tuple[str, int] | Rejection:
+        """A one-time ticket for the caller's ``Authorization: Bearer`` credential.
+
+        Browsers cannot set that header on a WebSocket; they fetch a ticket with
+        it over HTTP and open the WebSocket with ``?ticket=`` within 30 seconds.
+        """
+        outcome = await self._ticket_for(connection)
+        address = client_address(connection.scope)
+        if isinstance(outcome, Rejection):
+            logger.info("refused a ticket to %s: %s", address, outcome.code)
+            return outcome
+        ticket, seconds, identity = outcome
+        logger.info("issued a ticket to %s as %s", address, identity)
+        return ticket, seconds
+
+    async def _ticket_for(self, connection: HTTPConnection) -> tuple[str, int, str] | Rejection:
+        if self._rate_limits:
+            wait = await self._rate_limited(connection.scope)
+            if wait:
+                return rate_limited(wait)
+        authorization = connection.headers.get("authorization")
+        token = bearer_token(authorization.encode("latin-1")) if authorization else None
+        if token is None:
+            return MISSING_TOKEN
+        identity = await self.verifier.verify(token)
+        if isinstance(identity, Rejection):
+            return identity
+        ticket = secrets.token_urlsafe(32)
+        holder = Ticket(
+            identity.user.identity,
+            identity.user.display_name,
+            tuple(identity.auth.scopes),
+            identity.expires_at,
+        )
+        seconds = TICKET_SECONDS
+        if identity.expires_at is not None:  # a ticket never outlives its credential
+            seconds = max(1, min(seconds, math.ceil(identity.expires_at - time.time())))
+        try:
+            await self.store.put_ticket(ticket_key(ticket), holder, seconds)
+        except StoreUnavailable:
+            return STORE_UNAVAILABLE  # fail closed: a ticket nobody can redeem is useless
+        return ticket, seconds, holder.identity
+
+    async def _decide(self, scope: Scope, required_scopes: frozenset[str]) -> Admitted | Rejection:
+        # One pass over the raw ASGI headers (servers lower-case the names).
+        size = 0
+        foreign_origin = False
+        authorization = None
+        for name, value in scope["headers"]:
+            size += len(name) + len(value)
+            if name == b"origin":
+                # Browsers always send Origin on a WebSocket handshake; checking it
+                # stops cross-site WebSocket hijacking. Any foreign one refuses.
+                foreign_origin |= value not in self._origins
+            elif name == b"authorization":
+                authorization = value
+        if size > MAX_HEADER_BYTES:
+            return HEADERS_TOO_LARGE
+        if foreign_origin:
+            return ORIGIN_NOT_ALLOWED
+        if self._rate_limits:
+            wait = await self._rate_limited(scope)
+            if wait:
+                return rate_limited(wait)
+
+        offered = presented(authorization, scope.get("subprotocols") or [], scope["query_string"])
+        if offered.ticket is not None:
+            identity = await self._redeem(offered.ticket)
+        elif offered.credential is not None:
+            identity = await self.verifier.verify(offered.credential)
+        else:
+            return MISSING_TOKEN
+        if isinstance(identity, Rejection):
+            return identity
+        if required_scopes and not required_scopes.issubset(identity.auth.scopes):
+            return INSUFFICIENT_SCOPE
+
+        lease = None
+        if self._cap is not None:
+            try:
+                lease = await self.store.acquire_lease(identity.user.identity, self._cap)
+            except StoreUnavailable:
+                pass  # fail open: an outage of the store must not lock everyone out
+            else:
+                if lease is None:
+                    return TOO_MANY_CONNECTIONS
+        return Admitted(identity, lease, offered.select_bearer)
+
+    async def _rate_limited(self, scope: Scope) -> int:
+        """Seconds the client address must wait, or 0."""
+        try:
+            return await self.store.hit(self._rate_limits, "handshakes", client_host(scope))
+        except StoreUnavailable:
+            return 0  # fail open: the store's outage is logged once by the store
+
+    async def _redeem(self, ticket: str) -> Identity | Rejection:
+        try:
+            holder = await self.store.take_ticket(ticket_key(ticket))
+        except StoreUnavailable:
+            return STORE_UNAVAILABLE  # fail closed: a ticket cannot be checked anywhere else
+        if holder is None:
+            return INVALID_TICKET
+        user = User(holder.identity, holder.display_name)
+        return Identity(user, AuthCredentials(list(holder.scopes)), holder.expires_at)
+
+
+def parse_rate_limits(value: str) -> tuple[RateLimitItem, ...]:
+    """``"50/second;1200/minute"`` in the ``limits`` notation, or ``"off"``."""
+    return () if value == "off" else tuple(parse_many(value))
+
+
+def ticket_key(ticket: str) -> str:
+    # The store keeps a digest, so whoever can read the store cannot use a ticket.
+    return hashlib.sha256(ticket.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def client_host(scope: Scope) -> str:
+    # The peer address, or the client's behind a proxy listed in uvicorn's
+    # --forwarded-allow-ips: never a header an arbitrary client could forge.
+    client = scope.get("client")
+    return client[0] if client else "unknown"
+
+
+def client_address(scope: Scope) -> str:
+    client = scope.get("client")
+    return f"{client[0]}:{client[1]}" if client else "unknown"
