@@ -24,7 +24,7 @@ from starlette.websockets import WebSocketDisconnect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
-from websocket_gatekeeper.__main__ import METRICS_DIR_PREFIX
+from websocket_gatekeeper import __main__ as launcher
 from websocket_gatekeeper.paths import ECHO_ENDPOINTS
 
 from cases import BEARER
@@ -329,4 +329,4 @@ def test_nginx_passes_the_real_client_address_not_a_forged_one(
 
 
 def test_the_metrics_folder_is_the_launchers_own(workers: LiveServer) -> None:
-    assert metrics_folder(workers).name.startswith(METRICS_DIR_PREFIX)
+    assert metrics_folder(workers).name.startswith(launcher.METRICS_DIR_PREFIX)
