@@ -125,6 +125,26 @@ async def test_rotation_new_kid_is_fetched_once_for_all_concurrent_handshakes(
     assert await checking.verify(rsa_key().token().encode()) == INVALID_TOKEN
 
 
+async def test_a_remembered_token_counts_only_while_its_key_is_published(
+    provider: JWKSServer, clock: Clock
+) -> None:
+    checking = verifier(provider)
+    await checking.start()
+    retired, kept = rsa_key().token().encode(), ec_key().token().encode()
+    assert isinstance(await checking.verify(retired), Identity)
+    assert isinstance(await checking.verify(kept), Identity)  # both verified, remembered
+    provider.publish(ec_key(), new_key("ES256"))  # the provider retires the RSA key
+    clock.now += 301  # the keys go stale (WS_JWKS_CACHE_SECONDS): refreshed in the background
+    assert isinstance(await checking.verify(retired), Identity)  # the last keys, meanwhile
+    await asyncio.to_thread(provider.wait_for_requests, 2)
+    deadline = time.monotonic() + 5
+    while (outcome := await checking.verify(retired)) != INVALID_TOKEN:
+        assert time.monotonic() < deadline, outcome
+        await asyncio.sleep(0.01)
+    assert isinstance(await checking.verify(kept), Identity)  # its key is still published
+    assert provider.requests == 2
+
+
 async def test_a_new_kid_right_after_a_fetch_waits_for_the_interval(
     provider: JWKSServer, clock: Clock
 ) -> None:

@@ -1,5 +1,6 @@
 """JWT verification: claims, pinned algorithms, hostile tokens, settings, the ``token`` command."""
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -109,6 +110,59 @@ async def test_leeway_admits_a_just_expired_token_and_extends_its_life_alike() -
     assert isinstance(identity, Identity)
     # Closed when the handshake would refuse it too, not at once (a reconnection loop).
     assert identity.expires_at == exp + 30
+
+
+@pytest.fixture
+def decoded(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    """The tokens PyJWT decodes, in order: a remembered token is not among them."""
+    tokens = []
+    decode = jwt.PyJWT.decode
+
+    def counting(self: jwt.PyJWT, token: bytes, *args: Any, **kwargs: Any) -> Any:
+        tokens.append(token)
+        return decode(self, token, *args, **kwargs)
+
+    monkeypatch.setattr(jwt.PyJWT, "decode", counting)
+    return tokens
+
+
+async def test_a_verified_token_is_remembered_until_it_expires(decoded: list[bytes]) -> None:
+    checking = verifier()
+    token = signed(exp=int(time.time()) + 2, scope="admin")
+    first = await checking.verify(token)
+    assert isinstance(first, Identity)
+    assert await checking.verify(token) is first
+    assert decoded == [token]
+    await asyncio.sleep(max(first.expires_at - time.time(), 0) + 0.05)
+    assert await checking.verify(token) == TOKEN_EXPIRED  # expired while remembered
+    assert await checking.verify(token) == TOKEN_EXPIRED  # forgotten, and PyJWT agrees
+    assert decoded == [token, token]
+
+
+async def test_refused_tokens_are_never_remembered(decoded: list[bytes]) -> None:
+    checking = verifier()
+    for token in (WRONG_TOKEN.encode(), signed(sub=None), signed(nbf=int(time.time()) + 60)):
+        assert await checking.verify(token) == INVALID_TOKEN
+        assert await checking.verify(token) == INVALID_TOKEN
+    assert len(decoded) == 6
+
+
+async def test_the_last_tokens_are_remembered_up_to_the_cache_size(decoded: list[bytes]) -> None:
+    checking = verifier(jwt_cache_size=2)
+    first, second, third = (signed(sub=name) for name in ("a", "b", "c"))
+    for token in (first, second, third, third, second):
+        assert isinstance(await checking.verify(token), Identity)
+    assert decoded == [first, second, third]  # third and second were remembered
+    assert isinstance(await checking.verify(first), Identity)
+    assert decoded == [first, second, third, first]  # the oldest was dropped for the third
+
+
+async def test_a_cache_size_of_zero_verifies_every_handshake(decoded: list[bytes]) -> None:
+    checking = verifier(jwt_cache_size=0)
+    token = signed()
+    for _ in range(3):
+        assert isinstance(await checking.verify(token), Identity)
+    assert decoded == [token] * 3
 
 
 def rs256_token() -> bytes:

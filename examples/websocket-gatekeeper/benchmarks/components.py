@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+import credential_variants
 from fastapi import FastAPI
 from handshake_cost import GENERATED_ENV
 
@@ -97,7 +98,7 @@ async def measure(count: int) -> dict[str, float]:
         if telemetry is not None:
             telemetry.enabled()
 
-    return {
+    parts = {
         "admission, allowed (whole pipeline + release)": await timed(admit_and_release, count),
         "admission, refused: no credential": await timed(
             lambda: admission.admit(refused, STRATEGY), count
@@ -110,6 +111,13 @@ async def measure(count: int) -> dict[str, float]:
         "connection lifetime: enter + exit": await timed(lifetime, count),
         "FastAPI's OpenTelemetry check, per request": await timed(telemetry_check, count),
     }
+    if credential_variants.EVERY_HANDSHAKE:  # a credential check that remembers tokens
+        every = {**env, **settings_from(credential_variants.EVERY_HANDSHAKE)}
+        verifier = CredentialVerifier(Settings(_env_file=None, **every))  # type: ignore[call-arg]
+        parts["credential check, nothing remembered"] = await timed(
+            lambda: verifier.verify(TOKEN.encode()), count
+        )
+    return parts
 
 
 def settings_from(env: dict[str, str]) -> dict[str, str]:

@@ -62,6 +62,8 @@ def test_benchmark_reports_every_ratio() -> None:
         for ratio in result["ratios"].values():
             assert 0 < ratio["min"] <= ratio["median"] <= ratio["max"], name
     assert set(routes) <= set(report["allowed session"]["ratios"])
+    for variant in report["credential variants"]:  # see benchmarks/credential_variants.py
+        assert any(label.endswith(f", {variant}") for label in report["allowed session"]["ratios"])
     for route in routes:
         assert report["held"][route]["kb_per_connection"] > 0
         answered, sampled = report["held"][route]["echoes"].split("/")

@@ -11,11 +11,16 @@ Algorithms are pinned to that source (never ``none``, never HS256 with a public
 key). ``exp`` and ``sub`` are required; ``aud`` and ``iss`` are checked when
 ``WS_JWT_AUDIENCE`` / ``WS_JWT_ISSUER`` are set. Identity is ``sub``; scopes come
 from ``scope`` (space-separated) or ``scp`` (a list or a string).
+
+A token verified once is remembered until its ``exp`` (``VerifiedTokens``), so a
+client reconnecting with the same token is not verified again: PyJWT's checks
+cost more than the rest of an allowed handshake together (docs/benchmarks.md).
 """
 
 import argparse
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 import jwt
@@ -56,6 +61,8 @@ class AuthSettings(BaseSettings):
     # At most one fetch per this many seconds for an unknown key id, so a flood
     # of tokens with random "kid"s cannot become a flood of requests to the provider.
     jwks_refetch_seconds: float = Field(default=30, ge=0)
+    # Verified tokens remembered per process (0: verify every handshake).
+    jwt_cache_size: int = Field(default=10_000, ge=0)
 
     @field_validator("jwt_secret", "jwks_url", "jwt_audience", "jwt_issuer", mode="before")
     @classmethod
@@ -113,6 +120,43 @@ class AuthSettings(BaseSettings):
         return [HS256] if self.jwt_secret is not None else ["RS256", "ES256"]
 
 
+@dataclass(frozen=True, slots=True)
+class Verified:
+    """A token that passed every check, and the key that proved it."""
+
+    identity: Identity
+    expires_at: float  # the identity's expires_at: exp, plus the leeway
+    kid: object  # from the token's header, to look its key up again (JWKS)
+    algorithm: str
+    key: Any
+
+
+class VerifiedTokens:
+    """The last ``size`` tokens that were verified, oldest dropped first.
+
+    Only tokens that passed every check get in, so garbage cannot fill it; an
+    entry counts until the token expires, and (with a JWKS) only while the key
+    that verified it is still the provider's current key for its ``kid``.
+    """
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._entries: dict[bytes, Verified] = {}
+
+    def get(self, credential: bytes) -> Verified | None:
+        return self._entries.get(credential)
+
+    def add(self, credential: bytes, verified: Verified) -> None:
+        if self._size == 0:
+            return
+        if len(self._entries) >= self._size:
+            del self._entries[next(iter(self._entries))]  # dicts keep insertion order
+        self._entries[credential] = verified
+
+    def discard(self, credential: bytes) -> None:
+        self._entries.pop(credential, None)
+
+
 class CredentialVerifier:
     """Turns a presented JWT into the identity it names, or refuses it."""
 
@@ -137,6 +181,7 @@ class CredentialVerifier:
         self._issuer = settings.jwt_issuer
         self._leeway = settings.jwt_leeway_seconds
         self._options: Any = {"require": ["exp", "sub"], "verify_aud": self._audience is not None}
+        self._verified = VerifiedTokens(settings.jwt_cache_size)
 
     async def start(self) -> None:
         """Fetch the provider's keys before the first handshake needs them."""
@@ -144,6 +189,35 @@ class CredentialVerifier:
             await self._jwks.prefetch()
 
     async def verify(self, credential: bytes) -> Identity | Rejection:
+        recalled = await self._recall(credential)
+        if recalled is not None:
+            return recalled
+        verified = await self._verify(credential)
+        if isinstance(verified, Rejection):
+            return verified
+        self._verified.add(credential, verified)
+        return verified.identity
+
+    async def _recall(self, credential: bytes) -> Identity | Rejection | None:
+        """What verifying this token again would give, if it was verified before."""
+        known = self._verified.get(credential)
+        if known is None:
+            return None
+        if known.expires_at <= time.time():  # what decode() would find now
+            self._verified.discard(credential)
+            return TOKEN_EXPIRED
+        if self._jwks is not None:
+            try:
+                current = await self._jwks.key(known.kid, known.algorithm)
+            except KeysUnavailable:
+                return AUTH_UNAVAILABLE
+            if current is not known.key:  # rotated out, or refreshed: check it again
+                self._verified.discard(credential)
+                return None
+        return known.identity
+
+    async def _verify(self, credential: bytes) -> Verified | Rejection:
+        kid: object = None
         if self._jwks is None:
             # One secret, HS256 only: decode() itself refuses any other "alg"
             # ("none" included), so the header needs no separate look.
@@ -157,8 +231,9 @@ class CredentialVerifier:
             algorithm = header.get("alg")
             if not isinstance(algorithm, str) or algorithm not in self._algorithms:
                 return INVALID_TOKEN  # pinned: "none" and algorithm confusion end here
+            kid = header.get("kid")
             try:
-                key = await self._jwks.key(header.get("kid"), algorithm)
+                key = await self._jwks.key(kid, algorithm)
             except KeysUnavailable:
                 return AUTH_UNAVAILABLE
             if key is None:
@@ -190,7 +265,8 @@ class CredentialVerifier:
             return INVALID_TOKEN
         name = claims.get("name")
         user = User(subject, name if isinstance(name, str) and name else None)
-        return Identity(user, AuthCredentials(claim_scopes(claims)), expires_at)
+        identity = Identity(user, AuthCredentials(claim_scopes(claims)), expires_at)
+        return Verified(identity, expires_at, kid, algorithms[0], key)
 
 
 def claim_scopes(claims: dict[str, Any]) -> list[str]:
