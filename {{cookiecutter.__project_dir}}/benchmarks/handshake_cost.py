@@ -25,6 +25,7 @@ import asyncio
 import json
 import platform
 import resource
+import shutil
 import statistics
 import sys
 import tempfile
@@ -48,6 +49,7 @@ from {{ cookiecutter.package_name }} import paths
 
 from credentials import TOKEN
 from live_server import LiveServer
+from redis_server import RedisServer
 from wire_client import (
     MESSAGE,
     Held,
@@ -75,9 +77,14 @@ GENERATED_ENV = {
     "WS_MAX_MESSAGE_BYTES": str(MAX_MESSAGE_BYTES),
     "WS_LIMITS_STORAGE_URL": "memory://",
 }
-# The same app without the handshake rate limit: what that one feature costs.
-NO_RATE_LIMIT_ENV = {**GENERATED_ENV, "WS_HANDSHAKE_RATE_LIMIT": "off"}
-NO_RATE_LIMIT = "rate limit off"
+# The same app without the rate limit and the connection cap: what the limits cost.
+NO_RATE_LIMIT_ENV = {
+    **GENERATED_ENV,
+    "WS_HANDSHAKE_RATE_LIMIT": "off",
+    "WS_MAX_CONNECTIONS_PER_IDENTITY": "off",
+}
+NO_RATE_LIMIT = "limits off"
+IN_REDIS = "limits in Redis on 127.0.0.1"
 
 
 @dataclass(frozen=True)
@@ -435,6 +442,21 @@ def cpu_comparisons(servers: Servers, settings: Settings) -> dict[str, Any]:
     report["allowed session"] = compare(group, running, settings.count, settings)
     report["credential variants"] = [variant for variant, _, _ in variants]
 
+    # The same with the limits in a local Redis (one round trip each for the rate
+    # and the lease, one for the release), when redis-server is installed. A group
+    # of its own: its longer batches would stretch the rounds above.
+    if shutil.which("redis-server"):
+        redis = servers.stack.enter_context(RedisServer(Path(tempfile.mkdtemp())))
+        env = {**GENERATED_ENV, "WS_LIMITS_STORAGE_URL": redis.url}
+        running[IN_REDIS] = servers.get(IN_REDIS, GENERATED, env=env)
+        in_memory = f"generated {label} route"
+        group = [
+            Subject("raw ASGI echo", "raw echo", "session", message=MESSAGE),
+            Subject(in_memory, "generated", "session", path, auth, MESSAGE),
+            Subject(f"{in_memory}, {IN_REDIS}", IN_REDIS, "session", path, auth, MESSAGE),
+        ]
+        report[IN_REDIS] = compare(group, running, settings.count, settings)
+
     # Refusal of a client without a credential, per strategy, next to its raw floor.
     for s in STRATEGIES:
         group = [
@@ -543,13 +565,17 @@ def print_report(report: dict[str, Any], settings: Settings) -> None:
             # The default configuration has a target; its variants are for comparison.
             target = verdict(r["median"], targets[name]) if label.endswith("route") else ""
             print(f"| {name} | {label} | {result['us'][label]:.0f} | {ratio(r)} | {target} |")
-    for name in ("noise floor", "FastAPI endpoint styles", "echo message", "GET /health"):
+    for name in ("noise floor", IN_REDIS, "FastAPI endpoint styles", "echo message", "GET /health"):
+        if name not in report:
+            continue
         result = report[name]
         labels = list(result["us"])
         print(f"| {name} | {labels[0]} | {result['us'][labels[0]]:.1f} | 1.00 | |")
         for label in labels[1:]:
             r = result["ratios"][label]
             print(f"| {name} | {label} | {result['us'][label]:.1f} | {ratio(r)} | |")
+    if IN_REDIS not in report:
+        print("(redis-server is not installed: no rows with the limits in Redis)")
     styles = report["FastAPI endpoint styles"]["us"]
     print()
     print(

@@ -5,6 +5,7 @@ test machine mean nothing (see docs/benchmarks.md for how they are measured).
 """
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -62,6 +63,9 @@ def test_benchmark_reports_every_ratio() -> None:
         for ratio in result["ratios"].values():
             assert 0 < ratio["min"] <= ratio["median"] <= ratio["max"], name
     assert set(routes) <= set(report["allowed session"]["ratios"])
+    if shutil.which("redis-server"):  # the limits in Redis, next to the same in memory
+        (redis,) = [name for name in report if "Redis" in name]
+        assert len(report[redis]["ratios"]) == 2
     for variant in report["credential variants"]:  # see benchmarks/credential_variants.py
         assert any(label.endswith(f", {variant}") for label in report["allowed session"]["ratios"])
     for route in routes:

@@ -8,6 +8,7 @@ tests stop, freeze and restart a redis-server of their own.
 
 import asyncio
 import json
+import math
 import os
 import signal
 import time
@@ -17,6 +18,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, asynccontextmanager, contextmanager, suppress
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
@@ -24,6 +26,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect as connect_sync
 
 from websocket_gatekeeper.paths import ECHO_ENDPOINTS
+from websocket_gatekeeper.store_redis import RedisStore
 
 from cases import BEARER
 from credentials import IDENTITY, SECOND_IDENTITY, SECOND_TOKEN
@@ -258,6 +261,80 @@ async def test_concurrent_handshakes_for_the_last_slot_admit_one(
             answers = [outcome.answer for outcome in outcomes[1:]]
             assert answers.count(ADMITTED) == 1, answers
             assert answers.count((429, "too_many_connections")) == len(answers) - 1
+
+
+# -- the store itself, in process, on the shared Redis --------------------------------------
+
+
+@asynccontextmanager
+async def store_on(redis: RedisServer, prefix: str) -> AsyncIterator[RedisStore]:
+    store = RedisStore(redis.url, lease_seconds=30, prefix=prefix)
+    await store.start()
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+def count_round_trips(store: RedisStore, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The commands the store sends, one per round trip (scripts and single commands;
+    the store's pipelines, which only release leases, are not used here)."""
+    sent: list[str] = []
+    client = store._redis
+    execute = client.execute_command
+
+    async def counting(*args: Any, **options: Any) -> Any:
+        sent.append(str(args[0]))
+        return await execute(*args, **options)
+
+    monkeypatch.setattr(client, "execute_command", counting)
+    return sent
+
+
+async def test_the_rate_script_decides_like_limits_own_redis_storage(
+    shared_redis: RedisServer,
+) -> None:
+    from limits import parse
+    from limits.aio.storage import RedisStorage as LimitsRedisStorage
+    from limits.aio.strategies import SlidingWindowCounterRateLimiter
+
+    storage = LimitsRedisStorage(
+        f"async+{shared_redis.url}", implementation="redispy", key_prefix="theirs"
+    )
+    theirs = SlidingWindowCounterRateLimiter(storage)
+    item = parse("5/minute")
+    async with store_on(shared_redis, "ours") as ours:
+        ours_waits = [await ours.hit((item,), "203.0.113.5") for _ in range(8)]
+        theirs_allowed = [await theirs.hit(item, "203.0.113.5") for _ in range(8)]
+        stats = await theirs.get_window_stats(item, "203.0.113.5")
+    assert [wait == 0 for wait in ours_waits] == theirs_allowed == [True] * 5 + [False] * 3
+    assert abs(ours_waits[-1] - math.ceil(stats.reset_time - time.time())) <= 1
+    # The same keys, with the same counts and lifetimes, as limits keeps.
+    client = shared_redis.client
+    for suffix in ("", "/-1"):
+        key = "{" + item.key_for("203.0.113.5") + "}" + suffix
+        assert client.get(f"ours:rate:{key}") == client.get(f"theirs:{key}")
+        assert abs(client.pttl(f"ours:rate:{key}") - client.pttl(f"theirs:{key}")) < 1000
+
+
+async def test_every_limit_of_a_handshake_is_one_round_trip_and_its_lease_another(
+    shared_redis: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from limits import parse_many
+
+    limits = tuple(parse_many("3/second;4/minute"))
+    async with store_on(shared_redis, "trips") as store:
+        await store.hit(limits, "warm-up")  # loads the scripts into Redis once
+        sent = count_round_trips(store, monkeypatch)
+        waits = [await store.hit(limits, "198.51.100.20") for _ in range(5)]
+        assert waits[:3] == [0, 0, 0]
+        assert waits[3] >= 1  # the per-second limit
+        assert sent == ["EVALSHA"] * 5  # refused or not: one script for both limits
+        sent.clear()
+        lease = await store.acquire_lease("alice", cap=2)
+        assert lease is not None
+        assert sent == ["EVALSHA"]
+        await store.release_lease(lease)
 
 
 async def test_the_rate_per_address_is_shared_and_no_header_escapes_it(

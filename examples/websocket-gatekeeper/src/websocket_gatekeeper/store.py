@@ -8,8 +8,9 @@ One interface, two implementations chosen by ``WS_LIMITS_STORAGE_URL``:
   shares the Redis agrees on the counts.
 
 Rates are sliding-window counters in the ``limits`` library's notation
-(``50/second;1200/minute``). In Redis they are ``limits``' own; in memory they
-are ``SlidingWindowCounters`` below: the same algorithm on a dict, because
+(``50/second;1200/minute``). In Redis they are ``limits``' own algorithm and keys,
+every limit in one script; in memory they are ``SlidingWindowCounters`` below:
+the same algorithm on a dict, because
 ``limits``' async memory storage (5.8) costs 16 µs per handshake against 2.4 µs
 here, and sweeps every key after each hit (540 µs per handshake with 10,000
 addresses tracked; see docs/benchmarks.md). Connection leases and tickets, which

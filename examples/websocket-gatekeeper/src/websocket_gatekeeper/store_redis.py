@@ -1,6 +1,9 @@
 """The guard's shared state in Redis: every worker on every host agrees.
 
-- Handshake rates: ``limits``' sliding-window counters, on this module's connection pool.
+- Handshake rates: ``limits``' sliding-window counters, every limit of a handshake
+  in one Lua script (one round trip, where ``limits``' API takes one per limit and
+  another to tell a refused client when to retry). The script is ``limits``' own
+  ``acquire_sliding_window.lua`` in a loop, on the keys ``limits`` would use.
 - Connection leases: one sorted set per identity (member: lease id, score: expiry
   by Redis' clock). Taking a slot is one Lua script (expire old leases, count,
   add), so two handshakes can never both take the last slot. Each worker renews
@@ -27,8 +30,6 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from limits import RateLimitItem
-from limits.aio.storage import RedisStorage
-from limits.aio.strategies import SlidingWindowCounterRateLimiter
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -46,6 +47,41 @@ FAILURES = (RedisError, OSError, asyncio.TimeoutError)
 
 T = TypeVar("T")
 
+# KEYS: two per limit, limits' layout ("{key}/-1": the previous window's count,
+# "{key}": the current one's). ARGV: amount and window seconds per limit. Each
+# limit in turn, as limits' acquire_sliding_window.lua does it: 0 when every
+# limit allows the event (counted in each), else the milliseconds until the
+# refusing limit frees a slot (limits' get_window_stats), counting nothing more.
+HIT = """
+for i = 1, #ARGV / 2 do
+  local previous, current = KEYS[2 * i - 1], KEYS[2 * i]
+  local limit = tonumber(ARGV[2 * i - 1])
+  local expiry = tonumber(ARGV[2 * i]) * 1000
+  local current_ttl = tonumber(redis.call('pttl', current))
+  if current_ttl > 0 and current_ttl < expiry then
+    -- The current window ended: it becomes the previous one.
+    redis.call('rename', current, previous)
+    redis.call('set', current, 0, 'PX', current_ttl + expiry)
+  end
+  local previous_count = tonumber(redis.call('get', previous)) or 0
+  local previous_ttl = math.max(tonumber(redis.call('pttl', previous)) or 0, 0)
+  local current_count = tonumber(redis.call('get', current)) or 0
+  current_ttl = math.max(tonumber(redis.call('pttl', current)) or 0, 0)
+  if math.floor(previous_count * previous_ttl / expiry) + current_count + 1 > limit then
+    local wait = math.huge
+    if previous_count > 0 then wait = previous_ttl % (expiry / previous_count) end
+    if current_count > 0 then wait = math.min(wait, current_ttl % expiry) end
+    if wait == math.huge then wait = expiry end
+    return math.max(math.ceil(wait), 1)
+  end
+  if redis.call('exists', current) == 1 then
+    redis.call('incrby', current, 1)
+  else
+    redis.call('set', current, 1, 'PX', expiry * 2)
+  end
+end
+return 0
+"""
 # KEYS[1]: the identity's leases. ARGV: cap, lease seconds, lease id.
 ACQUIRE = """
 local t = redis.call('TIME')
@@ -71,19 +107,6 @@ return #KEYS
 """
 
 
-async def retry_after(
-    limiter: SlidingWindowCounterRateLimiter,
-    limits: tuple[RateLimitItem, ...],
-    key: tuple[str, ...],
-) -> int:
-    """Count one event against every limit; 0 if all allow it, else seconds to wait."""
-    for item in limits:
-        if not await limiter.hit(item, *key):
-            stats = await limiter.get_window_stats(item, *key)
-            return max(1, math.ceil(stats.reset_time - time.time()))
-    return 0
-
-
 class RedisStore:
     def __init__(self, url: str, lease_seconds: float, prefix: str = "ws") -> None:
         self._redis = Redis.from_url(
@@ -95,15 +118,7 @@ class RedisStore:
             # asyncio Retry: redis.retry.Retry, the sync one, would not retry at all.)
             retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
         )
-        storage = RedisStorage(
-            # The shared pool decides where to connect; this URI only picks limits'
-            # redis-py bridge (it would take a unix:// URI for valkey's).
-            "async+redis://",
-            implementation="redispy",
-            connection_pool=self._redis.connection_pool,
-            key_prefix=f"{prefix}:rate",
-        )  # unwrapped errors, so the outage WARNING names the real one
-        self._limiter = SlidingWindowCounterRateLimiter(storage)
+        self._hit = self._redis.register_script(HIT)
         self._acquire = self._redis.register_script(ACQUIRE)
         self._renew = self._redis.register_script(RENEW)
         self._prefix = prefix
@@ -132,7 +147,14 @@ class RedisStore:
         await self._redis.aclose()
 
     async def hit(self, limits: tuple[RateLimitItem, ...], *key: str) -> int:
-        return await self._call(retry_after, self._limiter, limits, key)
+        keys, args = [], []
+        for item in limits:
+            # limits' layout: the braces put both keys of a limit in one Cluster slot.
+            current = f"{self._prefix}:rate:" + "{" + item.key_for(*key) + "}"
+            keys += [f"{current}/-1", current]
+            args += [item.amount, item.get_expiry()]
+        wait_ms = await self._call(self._hit, keys=keys, args=args)
+        return math.ceil(wait_ms / 1000)
 
     async def acquire_lease(self, identity: str, cap: int) -> Lease | None:
         self._lease_count += 1
