@@ -26,8 +26,8 @@ logger = logging.getLogger(__name__)
 # Each open connection holds about 120 objects the garbage collector tracks; at
 # CPython's default threshold (700 allocations) a storm of 10,000 reconnecting
 # clients spent seconds of CPU in collections. At 10,000 the storm was admitted
-# in 1.14x a raw ASGI app's time instead of 1.8x (docs/benchmarks.md); the price
-# is rarer but longer collections (tens of ms under such a storm).
+# in 1.03-1.13x a raw ASGI app's time instead of 1.62-1.80x (docs/benchmarks.md);
+# the price is rarer but longer collections (tens of ms under such a storm).
 GC_THRESHOLD = 10_000
 
 # FastAPI (0.16x) looks up OpenTelemetry's providers on every request and every
