@@ -1,9 +1,8 @@
 """Shape the freshly rendered project for the chosen options.
 
-- Pick whole files: ``name.<choice>.py`` becomes ``name.py`` for the chosen
-  strategy or authentication and is removed for the others; files that belong
-  only to an unchosen strategy or option are removed. The generated code carries
-  no dead branches and no Jinja conditionals.
+- Keep only the files the answers call for: ``MANIFEST`` below is the one list
+  of files that not every project gets (the template's tests read it too). A
+  kept file may be renamed, e.g. ``auth.jwt.py`` becomes ``auth.py``.
 - Write a ``.env`` with a random secret (API token or JWT secret): the app
   refuses to start without one, and a per-project random secret is never a
   shared default.
@@ -16,7 +15,6 @@
 
 import json
 import os
-import runpy
 import secrets
 import shutil
 import subprocess
@@ -26,66 +24,79 @@ from pathlib import Path, PurePath
 # The answers as JSON data: tojson escapes every ' so this raw string cannot end early.
 ANSWERS = json.loads(r'{{ cookiecutter | tojson }}')  # fmt: skip
 
-PACKAGE = Path("src", ANSWERS["package_name"])
+PACKAGE = f"src/{ANSWERS['package_name']}"
 # cookiecutter (2.2+) always sets `_repo_dir`; cruft, which calls cookiecutter's
 # generate_files() with a context of its own, never does.
 UNDER_CRUFT = "_repo_dir" not in ANSWERS
 
-# Options whose choices come as whole-file variants: `name.<choice>.<ext>`.
-VARIANTS = {
-    "rejection_strategy": ("both", "pre_accept", "accept_then_close"),
-    "authentication": ("api_tokens", "jwt"),
-}
+# Which files a project gets. Every file of the skeleton is in every project unless
+# it is listed here: (path in the skeleton, what the answers must be, path in the
+# project when the file is renamed). A condition maps an answer to the values that
+# keep the file; a strategy's files are kept for that strategy and for "both".
+PRE_ACCEPT = {"rejection_strategy": ("pre_accept", "both")}
+ACCEPT_THEN_CLOSE = {"rejection_strategy": ("accept_then_close", "both")}
+API_TOKENS = {"authentication": ("api_tokens",)}
+JWT = {"authentication": ("jwt",)}
+BROWSER_DEMO = {"browser_demo": (True,)}
+MANIFEST: list[tuple[str, dict[str, tuple[object, ...]], str | None]] = [
+    (f"{PACKAGE}/pre_accept.py", PRE_ACCEPT, None),
+    ("tests/test_pre_accept.py", PRE_ACCEPT, None),
+    ("tests/test_live_pre_accept.py", PRE_ACCEPT, None),
+    ("tests/no_denial_extension_app.py", PRE_ACCEPT, None),
+    ("docs/pre-accept.md", PRE_ACCEPT, None),
+    (f"{PACKAGE}/accept_then_close.py", ACCEPT_THEN_CLOSE, None),
+    ("tests/test_accept_then_close.py", ACCEPT_THEN_CLOSE, None),
+    ("tests/test_live_accept_then_close.py", ACCEPT_THEN_CLOSE, None),
+    ("tests/crash_app.py", ACCEPT_THEN_CLOSE, None),
+    ("docs/accept-then-close.md", ACCEPT_THEN_CLOSE, None),
+    (f"{PACKAGE}/auth.api_tokens.py", API_TOKENS, f"{PACKAGE}/auth.py"),
+    ("tests/credentials.api_tokens.py", API_TOKENS, "tests/credentials.py"),
+    ("tests/test_api_tokens.py", API_TOKENS, None),
+    ("docs/authentication.api_tokens.md", API_TOKENS, "docs/authentication.md"),
+    (f"{PACKAGE}/auth.jwt.py", JWT, f"{PACKAGE}/auth.py"),
+    (f"{PACKAGE}/jwks.py", JWT, None),
+    ("tests/credentials.jwt.py", JWT, "tests/credentials.py"),
+    ("tests/test_jwt.py", JWT, None),
+    ("tests/test_jwks.py", JWT, None),
+    ("tests/jwks_server.py", JWT, None),
+    ("tests/test_expiry.py", JWT, None),
+    ("tests/loop_stats_app.py", JWT, None),
+    ("docs/authentication.jwt.md", JWT, "docs/authentication.md"),
+    (f"{PACKAGE}/routes/demo.py", BROWSER_DEMO, None),
+    (f"{PACKAGE}/routes/demo.html", BROWSER_DEMO, None),
+    ("tests/test_browser_demo.py", BROWSER_DEMO, None),
+    *[
+        (
+            f"docs/screenshots/browser-demo-{strategy}-{authentication}.png",
+            {**BROWSER_DEMO, "rejection_strategy": (strategy,), "authentication": (authentication,)},
+            "docs/browser-demo.png",
+        )
+        for strategy in ("both", "pre_accept", "accept_then_close")
+        for authentication in ("api_tokens", "jwt")
+    ],
+    (".github/workflows/ci.yml", {"github_ci": (True,)}, None),
+    ("Dockerfile", {"docker": (True,)}, None),
+    (".dockerignore", {"docker": (True,)}, None),
+    ("compose.yaml", {"docker": (True,)}, None),
+    (".pre-commit-config.yaml", {"pre_commit": (True,)}, None),
+]
 
-# Files that exist only for one strategy. Everything else is shared.
-STRATEGY_FILES = {
-    "pre_accept": [
-        PACKAGE / "pre_accept.py",
-        PACKAGE / "routes" / "pre_accept_echo.py",
-        Path("tests", "test_pre_accept.py"),
-        Path("tests", "test_live_pre_accept.py"),
-        Path("tests", "no_denial_extension_app.py"),
-        Path("benchmarks", "strategy_pre_accept.py"),
-        Path("docs", "pre-accept.md"),
-    ],
-    "accept_then_close": [
-        PACKAGE / "accept_then_close.py",
-        PACKAGE / "routes" / "accept_then_close_echo.py",
-        Path("tests", "test_accept_then_close.py"),
-        Path("tests", "test_live_accept_then_close.py"),
-        Path("tests", "crash_app.py"),
-        Path("benchmarks", "strategy_accept_then_close.py"),
-        Path("docs", "accept-then-close.md"),
-    ],
-}
 
-# Files that exist only for one authentication (beside the `name.<choice>.py` variants).
-AUTHENTICATION_FILES = {
-    "api_tokens": [
-        Path("tests", "test_api_tokens.py"),
-    ],
-    "jwt": [
-        PACKAGE / "jwks.py",
-        Path("tests", "test_jwt.py"),
-        Path("tests", "test_jwks.py"),
-        Path("tests", "jwks_server.py"),
-        Path("tests", "test_expiry.py"),
-        Path("tests", "loop_stats_app.py"),
-    ],
-}
+def wanted(condition: dict[str, tuple[object, ...]], answers: dict[str, object]) -> bool:
+    return all(answers[option] in values for option, values in condition.items())
 
-# Files that exist only for an optional piece, removed when it is turned off.
-OPTION_FILES = {
-    "browser_demo": [
-        PACKAGE / "routes" / "demo.py",
-        PACKAGE / "routes" / "demo.html",
-        Path("tests", "test_browser_demo.py"),
-    ],
-    "github_ci": [Path(".github")],
-    "docker": [Path("Dockerfile"), Path(".dockerignore"), Path("compose.yaml")],
-    "pre_commit": [Path(".pre-commit-config.yaml")],
-}
-SCREENSHOTS = Path("docs", "screenshots")  # one per strategy; the chosen one is kept
+
+def shape(answers: dict[str, object]) -> None:
+    """Remove the listed files these answers do not call for; rename the others."""
+    for path, condition, renamed in MANIFEST:
+        if not wanted(condition, answers):
+            Path(path).unlink()
+        elif renamed is not None:
+            Path(path).rename(renamed)
+    for folder in (Path(".github", "workflows"), Path(".github"), Path("docs", "screenshots")):
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
+
 
 # cookiecutter's built-in abbreviations, for a template typed as `gh:owner/repo`.
 ABBREVIATIONS = {
@@ -95,51 +106,14 @@ ABBREVIATIONS = {
 }
 
 
-def pick_variants() -> None:
-    """Keep the chosen variant of every `name.<choice>.<ext>` file, as `name.<ext>`."""
-    for option, choices in VARIANTS.items():
-        for path in sorted(Path().rglob("*.*.*")):
-            stem, choice, extension = path.name.rsplit(".", 2)
-            if choice not in choices:
-                continue
-            if choice == ANSWERS[option]:
-                path.rename(path.with_name(f"{stem}.{extension}"))
-            else:
-                path.unlink()
 
 
-def chosen_strategies(answer: str) -> set[str]:
-    return set(STRATEGY_FILES) if answer == "both" else {answer}
 
 
-def remove(paths: list[Path]) -> None:
-    # A listed path that does not exist is a template bug, caught by a template test
-    # (tests/test_hooks.py); here it must not stop generation.
-    for path in paths:
-        if path.is_dir():
-            shutil.rmtree(path)
-        else:
-            path.unlink(missing_ok=True)
 
 
-def prune(chosen: set[str]) -> None:
-    for strategy, paths in STRATEGY_FILES.items():
-        if strategy not in chosen:
-            remove(paths)
-    for authentication, paths in AUTHENTICATION_FILES.items():
-        if authentication != ANSWERS["authentication"]:
-            remove(paths)
-    for option, paths in OPTION_FILES.items():
-        if not ANSWERS[option]:
-            remove(paths)
 
 
-def keep_screenshot(answer: str) -> None:
-    """The demo page differs per strategy and authentication: keep the chosen one's."""
-    if ANSWERS["browser_demo"]:
-        chosen = f"browser-demo-{answer}-{ANSWERS['authentication']}.png"
-        (SCREENSHOTS / chosen).rename(Path("docs", "browser-demo.png"))
-    shutil.rmtree(SCREENSHOTS)
 
 
 def write_env_file() -> str:
@@ -228,8 +202,10 @@ def write_answers() -> None:
 
 
 def echo_paths() -> list[str]:
-    """The echo endpoints, as the freshly rendered paths.py declares them (no imports there)."""
-    return list(runpy.run_path(str(PACKAGE / "paths.py"))["ECHO_ENDPOINTS"].values())
+    """The demo's echo routes (routes/echo.py)."""
+    if ANSWERS["rejection_strategy"] == "both":
+        return ["/ws/pre-accept/echo", "/ws/accept-then-close/echo"]
+    return ["/ws/echo"]
 
 
 def try_it(setting: str, package: str) -> str:
@@ -273,10 +249,7 @@ Docs: {slug}/README.md, {slug}/docs/overview.md
 
 
 def main() -> int:
-    strategy = ANSWERS["rejection_strategy"]
-    pick_variants()
-    keep_screenshot(strategy)
-    prune(chosen_strategies(strategy))
+    shape(ANSWERS)
     setting = write_env_file()
     if UNDER_CRUFT:
         # cruft writes .cruft.json itself, and `cruft update` runs this hook twice in

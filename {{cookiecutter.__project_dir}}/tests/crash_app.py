@@ -2,16 +2,19 @@
 
 from fastapi import WebSocket
 
-from {{ cookiecutter.package_name }}.accept_then_close import (
-    accept_then_close,
-)
 from {{ cookiecutter.package_name }}.main import app
+{%- if cookiecutter.rejection_strategy == "both" %}
+from {{ cookiecutter.package_name }}.requirements import refuse_after_accept
+{%- endif %}
 
 SECRET_DETAIL = "database password is hunter2"
 
 
 @app.websocket_route("/ws/test/crash")
-@accept_then_close()
+{%- if cookiecutter.rejection_strategy == "both" %}
+@refuse_after_accept
+{%- endif %}
 async def crash(websocket: WebSocket) -> None:
+    await websocket.accept()
     await websocket.receive_text()
     raise RuntimeError(SECRET_DETAIL)

@@ -21,8 +21,9 @@ from fastapi.testclient import TestClient
 from playwright.sync_api import Browser, sync_playwright
 from starlette.testclient import WebSocketDenialResponse
 from starlette.websockets import WebSocketDisconnect
-
-from {{ cookiecutter.package_name }} import lifetime, paths
+{% if cookiecutter.authentication == "jwt" %}
+from {{ cookiecutter.package_name }}.auth import TOKEN_EXPIRED
+{%- endif %}
 from {{ cookiecutter.package_name }}.main import create_app
 from {{ cookiecutter.package_name }}.rejections import (
     INSUFFICIENT_SCOPE,
@@ -30,9 +31,13 @@ from {{ cookiecutter.package_name }}.rejections import (
     MISSING_TOKEN,
     ORIGIN_NOT_ALLOWED,
     Rejection,
+{%- if cookiecutter.authentication == "jwt" %}
+    close_code,
+{%- endif %}
 )
 from {{ cookiecutter.package_name }}.settings import Settings
 
+from cases import ADMIN_ECHO_ENDPOINTS, ECHO_ENDPOINTS
 from credentials import SECOND_TOKEN, TOKEN, expiring_credential
 from live_server import LiveServer
 
@@ -43,8 +48,8 @@ CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]  # fmt: skip
-ECHO = paths.ECHO_ENDPOINTS  # {strategy: path}, one per strategy this project has
-ADMIN_ECHO = paths.ADMIN_ECHO_ENDPOINTS  # the same, needing the "admin" scope
+ECHO = ECHO_ENDPOINTS  # {strategy: path}, one per strategy this project has
+ADMIN_ECHO = ADMIN_ECHO_ENDPOINTS  # the same, needing the "admin" scope
 EXPIRING_TTL = 4  # seconds: long enough to connect first, short enough to wait for
 ECHOED = ["open", "message hello", "close 1000 done"]
 ECHOED_WITH_BEARER = ["open (protocol bearer)", "message hello", "close 1000 done"]
@@ -199,18 +204,24 @@ def test_the_server_log_says_what_javascript_could_not_see(demo: Demo) -> None:
     for path in ADMIN_ECHO.values():
         expected[path, INSUFFICIENT_SCOPE.code] = 1
     assert Counter(REFUSAL_LOG_LINE.findall(demo.log)) == expected
+{%- if cookiecutter.authentication == "jwt" %}
 
 
 @pytest.mark.parametrize("strategy", ECHO)
 def test_expiring_credential_closes_the_socket(demo: Demo, strategy: str) -> None:
-    if demo.expires_at is None:  # this project's credentials never expire
-        assert "expiring" not in demo.page.results[strategy]
-        return
+    assert demo.expires_at is not None
     row = demo.page.results[strategy]["expiring"]
-    closed = f"close {lifetime.EXPIRED_CLOSE['code']} {lifetime.EXPIRED_CLOSE['reason']}"
-    assert row["events"] == ["open (protocol bearer)", "message hello", closed]
+    closed = f"close {close_code(TOKEN_EXPIRED)} {TOKEN_EXPIRED.code}"
+{%- if cookiecutter.rejection_strategy == "pre_accept" %}
+    told: list[str] = []  # after accept, a close frame is all a refusal can be
+{%- else %}
+    reason = json.dumps({"error": TOKEN_EXPIRED.code, "detail": TOKEN_EXPIRED.message})
+    told = [f"message {reason}"] if strategy == "accept_then_close" else []
+{%- endif %}
+    assert row["events"] == ["open (protocol bearer)", "message hello", *told, closed]
     closed_at = row["times"][-1] / 1000  # Date.now() in the page: the same clock
     assert demo.expires_at - 0.01 <= closed_at <= demo.expires_at + 1.0
+{%- endif %}
 
 
 def test_screenshot_was_saved_into_the_docs(demo: Demo) -> None:

@@ -20,27 +20,18 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
 from starlette.authentication import AuthCredentials
-from starlette.types import Message
+from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocketDisconnect
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from {{ cookiecutter.package_name }} import lifetime
-from {{ cookiecutter.package_name }}.admission import (
-    Admission,
-    Admitted,
-)
-from {{ cookiecutter.package_name }}.auth import (
-    CredentialVerifier,
-    mint_token,
-)
+from {{ cookiecutter.package_name }} import guard
+from {{ cookiecutter.package_name }}.admission import Admitted
+from {{ cookiecutter.package_name }}.auth import TOKEN_EXPIRED, mint_token
+from {{ cookiecutter.package_name }}.guard import GuardedConnection
 from {{ cookiecutter.package_name }}.identity import Identity, User
-from {{ cookiecutter.package_name }}.lifetime import (
-    EXPIRED_CLOSE,
-    ConnectionLifetime,
-)
-from {{ cookiecutter.package_name }}.settings import Settings
-from {{ cookiecutter.package_name }}.store import MemoryStore
+from {{ cookiecutter.package_name }}.rejections import close_message
+from {{ cookiecutter.package_name }}.store import Lease, MemoryStore
 
 from cases import ADMIN_ECHO_PATHS, ECHO_PATHS, subprotocols_for
 from credentials import SECRET
@@ -65,15 +56,38 @@ def open_gauge() -> float:
     return REGISTRY.get_sample_value("websocket_connections_open") or 0.0
 
 
-# -- ConnectionLifetime itself ---------------------------------------------------------------
+# -- The guard's deadline itself ------------------------------------------------------------
+
+ACCEPT: Message = {"type": "websocket.accept"}
+EXPIRED_CLOSE = close_message(TOKEN_EXPIRED)
+{%- if cookiecutter.rejection_strategy == "accept_then_close" %}
+# The reason as JSON, then the close frame (what every refusal after accept sends).
+EXPIRY = [
+    {"type": "websocket.send", "text": json.dumps({"error": TOKEN_EXPIRED.code, "detail": TOKEN_EXPIRED.message})},
+    EXPIRED_CLOSE,
+]
+{%- else %}
+EXPIRY = [EXPIRED_CLOSE]  # after accept, a refusal is a close frame
+{%- endif %}
 
 
-@pytest.fixture
-def admission(settings: Settings) -> Admission:
-    return Admission(settings, CredentialVerifier(settings), MemoryStore())
+class OneAdmission:
+    """Stands in for the pipeline: admits once, as given; gives leases back to ``store``."""
+
+    def __init__(self, admitted: Admitted, store: MemoryStore | None = None) -> None:
+        self.admitted = admitted
+        self.store = store or MemoryStore()
+        self.opaque = False
+
+    async def admit(self, *_args: object) -> Admitted:
+        return self.admitted
+
+    async def release(self, admitted: Admitted) -> None:
+        if admitted.lease is not None:
+            await self.store.release_lease(admitted.lease)
 
 
-def admitted(expires_in: float | None, lease: Any = None) -> Admitted:
+def admitted(expires_in: float | None, lease: Lease | None = None) -> Admitted:
     expires_at = None if expires_in is None else time.time() + expires_in
     identity = Identity(User("alice"), AuthCredentials(["admin"]), expires_at)
     return Admitted(identity, lease, select_bearer=False)
@@ -83,7 +97,8 @@ SCOPE = {"type": "websocket", "path": "/ws/test", "client": ("127.0.0.1", 50000)
 
 
 class Recorder:
-    """An ASGI send that records messages, or fails the way a server would."""
+    """An ASGI send that records messages; after the accept it may fail the way a
+    server would, or hang like a client that stopped reading."""
 
     def __init__(self, failure: BaseException | None = None, hang: bool = False) -> None:
         self.messages: list[Message] = []
@@ -91,41 +106,56 @@ class Recorder:
         self.hang = hang
 
     async def __call__(self, message: Message) -> None:
-        if self.hang:
-            await asyncio.sleep(3600)  # a client that stopped reading: the buffers are full
-        if self.failure is not None:
-            raise self.failure
+        if self.messages:
+            if self.hang:
+                await asyncio.sleep(3600)  # the buffers are full
+            if self.failure is not None:
+                raise self.failure
         self.messages.append(message)
+
+
+async def connect_message() -> Message:
+    return {"type": "websocket.connect"}
+
+
+def endpoint(*, swallow: bool = False, seconds: float = 10, fail: bool = False) -> Any:
+    """An endpoint that accepts, then waits (careless ones swallow the cancellation)."""
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await receive()
+        await send(ACCEPT)
+        if fail:
+            raise ValueError("endpoint bug")
+        if swallow:
+            with suppress(asyncio.CancelledError):
+                await asyncio.sleep(seconds)
+        else:
+            await asyncio.sleep(seconds)
+
+    return app
+
+
+async def serve(admission: OneAdmission, send: Recorder, app: Any) -> None:
+    await GuardedConnection(admission, dict(SCOPE), connect_message, send).serve(app)  # type: ignore[arg-type]
 
 
 def pending_timers() -> int:
     return loop_load()["timers"]
 
 
-async def test_expiry_cancels_the_endpoint_and_closes_4401(admission: Admission) -> None:
+async def test_expiry_cancels_the_endpoint_and_closes_4401() -> None:
     send = Recorder()
-    gauge = open_gauge()
-    continued = False
     started = time.monotonic()
-    async with ConnectionLifetime(admission, admitted(0.2), SCOPE, send):
-        assert open_gauge() == gauge + 1
-        await asyncio.sleep(10)
-        continued = True
+    await serve(OneAdmission(admitted(0.2)), send, endpoint())
     assert 0.15 < time.monotonic() - started < 1.0
-    assert not continued
-    assert send.messages == [EXPIRED_CLOSE]
+    assert send.messages == [ACCEPT, *EXPIRY]
     assert (EXPIRED_CLOSE["code"], EXPIRED_CLOSE["reason"]) == EXPIRED
-    assert open_gauge() == gauge
 
 
-async def test_an_endpoint_that_swallows_the_cancellation_is_closed_too(
-    admission: Admission,
-) -> None:
+async def test_an_endpoint_that_swallows_the_cancellation_is_closed_too() -> None:
     send = Recorder()
-    async with ConnectionLifetime(admission, admitted(0.1), SCOPE, send):
-        with suppress(asyncio.CancelledError):  # careless, but the connection must end
-            await asyncio.sleep(10)
-    assert send.messages == [EXPIRED_CLOSE]
+    await serve(OneAdmission(admitted(0.1)), send, endpoint(swallow=True))
+    assert send.messages == [ACCEPT, *EXPIRY]
 
 
 @pytest.mark.parametrize(
@@ -133,42 +163,35 @@ async def test_an_endpoint_that_swallows_the_cancellation_is_closed_too(
     [OSError("client gone"), RuntimeError("already closed"), WebSocketDisconnect(1006)],
     ids=["client-left", "endpoint-closed-first", "disconnected"],
 )
-async def test_nobody_left_to_tell_is_not_an_error(
-    admission: Admission, failure: BaseException
-) -> None:
-    async with ConnectionLifetime(admission, admitted(0.1), SCOPE, Recorder(failure)):
-        await asyncio.sleep(10)
+async def test_nobody_left_to_tell_is_not_an_error(failure: BaseException) -> None:
+    await serve(OneAdmission(admitted(0.1)), Recorder(failure), endpoint())
 
 
 async def test_a_client_that_stopped_reading_cannot_hold_the_connection(
-    admission: Admission, monkeypatch: pytest.MonkeyPatch
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(lifetime, "CLOSE_TIMEOUT", 0.2)
+    monkeypatch.setattr(guard, "CLOSE_TIMEOUT", 0.2)
     gauge = open_gauge()
     started = time.monotonic()
-    async with ConnectionLifetime(admission, admitted(0.1), SCOPE, Recorder(hang=True)):
-        await asyncio.sleep(10)
+    await serve(OneAdmission(admitted(0.1)), Recorder(hang=True), endpoint())
     assert time.monotonic() - started < 1.0
     assert open_gauge() == gauge
 
 
-async def test_ending_first_leaves_no_timer_and_gives_the_lease_back(
-    admission: Admission,
-) -> None:
-    store = admission.store
+async def test_ending_first_leaves_no_timer_and_gives_the_lease_back() -> None:
+    store = MemoryStore()
     before = pending_timers()
     for _ in range(50):
         lease = await store.acquire_lease("alice", 1)  # the only slot: free again each time
         assert lease is not None
-        async with ConnectionLifetime(admission, admitted(3600, lease), SCOPE, Recorder()):
-            assert pending_timers() == before + 1  # the deadline
+        send = Recorder()
+        await serve(OneAdmission(admitted(3600, lease), store), send, endpoint(seconds=0))
+        assert send.messages == [ACCEPT]
+        assert pending_timers() == before
     send = Recorder()
-    with pytest.raises(ValueError, match="endpoint bug"):
-        async with ConnectionLifetime(admission, admitted(3600), SCOPE, send):
-            raise ValueError("endpoint bug")
-    async with ConnectionLifetime(admission, admitted(None), SCOPE, send):
-        assert pending_timers() == before  # a credential that never expires: no timer
-    assert send.messages == []
+    await serve(OneAdmission(admitted(3600)), send, endpoint(fail=True, seconds=0))
+    assert send.messages == [ACCEPT, {"type": "websocket.close", "code": 1011}]
+    await serve(OneAdmission(admitted(None)), Recorder(), endpoint(seconds=0))
     assert pending_timers() == before
 
 
@@ -257,9 +280,12 @@ def test_in_process_connections_close_at_expiry(
                 assert session.receive_text() == "hello"
                 sessions.append(session)
         for session in sessions:
-            with pytest.raises(WebSocketDisconnect) as closed:
-                session.receive_text()
+            told = []
+            with pytest.raises(WebSocketDisconnect) as closed:  # noqa: PT012
+                while True:  # accept-then-close routes send the reason before the close
+                    told.append(json.loads(session.receive_text()))
             assert (closed.value.code, closed.value.reason) == EXPIRED
+            assert told in ([], [{"error": TOKEN_EXPIRED.code, "detail": TOKEN_EXPIRED.message}])
         assert exp - EARLY <= time.time() <= exp + LATE
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
 

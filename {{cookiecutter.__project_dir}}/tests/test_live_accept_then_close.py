@@ -7,10 +7,9 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from {{ cookiecutter.package_name }}.paths import ECHO_ENDPOINTS
 from {{ cookiecutter.package_name }}.rejections import Rejection
 
-from cases import BEARER, REFUSED, subprotocols_for
+from cases import BEARER, ECHO_ENDPOINTS, REFUSED, subprotocols_for
 from credentials import TOKEN
 from live_server import LiveServer
 

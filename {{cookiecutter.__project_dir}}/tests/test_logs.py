@@ -10,9 +10,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
-from {{ cookiecutter.package_name }}.paths import ECHO_ENDPOINTS
-
-from cases import BEARER
+from cases import BEARER, ECHO_ENDPOINTS
 from credentials import TOKEN
 from live_server import LiveServer
 

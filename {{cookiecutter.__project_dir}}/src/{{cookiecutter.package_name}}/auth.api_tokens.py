@@ -106,6 +106,9 @@ class CredentialVerifier:
     async def start(self) -> None:
         """Nothing to load: the tokens come from the settings."""
 
+    async def close(self) -> None:
+        """Nothing runs in the background."""
+
     async def verify(self, credential: bytes) -> Identity | Rejection:
         candidate = _digest(credential)
         found: Identity | Rejection = INVALID_TOKEN

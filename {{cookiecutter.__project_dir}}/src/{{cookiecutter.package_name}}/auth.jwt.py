@@ -188,6 +188,9 @@ class CredentialVerifier:
         if self._jwks is not None:
             await self._jwks.prefetch()
 
+    async def close(self) -> None:
+        """Nothing of the key fetcher outlives the app (helper-owned; replaced on merge)."""
+
     async def verify(self, credential: bytes) -> Identity | Rejection:
         recalled = await self._recall(credential)
         if recalled is not None:

@@ -1,17 +1,25 @@
+{% if cookiecutter.rejection_strategy != "accept_then_close" -%}
 """Logging: this package's lines next to uvicorn's, no credential in any of them,
 and no false ERROR after a denial response."""
+{%- else -%}
+"""Logging: this package's lines next to uvicorn's, no credential in any of them."""
+{%- endif %}
 
 import logging
 import re
+{%- if cookiecutter.rejection_strategy != "accept_then_close" %}
 
-from .denial import denial_sent
+from .pre_accept import denial_sent
+{%- endif %}
 
 # uvicorn logs every WebSocket path with its query string, where simple clients
 # put ?token= and browsers ?ticket=: cut the values out before they are written.
 CREDENTIAL_IN_QUERY = re.compile(r"([?&](?:token|ticket)=)[^&\s\"]*")
+{%- if cookiecutter.rejection_strategy != "accept_then_close" %}
 # uvicorn's default WebSocket implementation (websockets-sansio) logs this after
 # every denial response although the client got the right answer (upstream bug).
 FALSE_HANDSHAKE_ERROR = "ASGI callable returned without completing handshake."
+{%- endif %}
 
 
 class RedactQueryCredentials(logging.Filter):
@@ -26,6 +34,9 @@ class RedactQueryCredentials(logging.Filter):
         return True
 
 
+{%- if cookiecutter.rejection_strategy != "accept_then_close" %}
+
+
 class DropFalseHandshakeError(logging.Filter):
     """Drop uvicorn's "returned without completing handshake" line, but only for a
     connection this app refused with a denial response (``denial.denial_sent`` is
@@ -34,12 +45,17 @@ class DropFalseHandshakeError(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         return not (record.msg == FALSE_HANDSHAKE_ERROR and denial_sent.get())
+{%- endif %}
 
 
 def configure_logging() -> None:
     """Install the filters on uvicorn's loggers; print ours through its handlers and level."""
     for name, filters in (
+{%- if cookiecutter.rejection_strategy != "accept_then_close" %}
         ("uvicorn.error", (RedactQueryCredentials, DropFalseHandshakeError)),
+{%- else %}
+        ("uvicorn.error", (RedactQueryCredentials,)),
+{%- endif %}
         ("uvicorn.access", (RedactQueryCredentials,)),
     ):
         logger = logging.getLogger(name)
