@@ -16,7 +16,6 @@
 import json
 import os
 import secrets
-import shutil
 import subprocess
 import sys
 from pathlib import Path, PurePath
@@ -61,6 +60,8 @@ MANIFEST: list[tuple[str, dict[str, tuple[object, ...]], str | None]] = [
     ("tests/jwks_server.py", JWT, None),
     ("tests/test_expiry.py", JWT, None),
     ("tests/loop_stats_app.py", JWT, None),
+    ("tests/test_identity_providers.jwt.py", JWT, "tests/test_identity_providers.py"),
+    ("tests/test_oidc_provider.jwt.py", JWT, "tests/test_oidc_provider.py"),
     ("docs/authentication.jwt.md", JWT, "docs/authentication.md"),
     (f"{PACKAGE}/routes/demo.py", BROWSER_DEMO, None),
     (f"{PACKAGE}/routes/demo.html", BROWSER_DEMO, None),
@@ -68,7 +69,11 @@ MANIFEST: list[tuple[str, dict[str, tuple[object, ...]], str | None]] = [
     *[
         (
             f"docs/screenshots/browser-demo-{strategy}-{authentication}.png",
-            {**BROWSER_DEMO, "rejection_strategy": (strategy,), "authentication": (authentication,)},
+            {
+                **BROWSER_DEMO,
+                "rejection_strategy": (strategy,),
+                "authentication": (authentication,),
+            },
             "docs/browser-demo.png",
         )
         for strategy in ("both", "pre_accept", "accept_then_close")
@@ -104,16 +109,6 @@ ABBREVIATIONS = {
     "gl": "https://gitlab.com/{0}.git",
     "bb": "https://bitbucket.org/{0}",
 }
-
-
-
-
-
-
-
-
-
-
 
 
 def write_env_file() -> str:

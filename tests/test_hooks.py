@@ -1,8 +1,5 @@
 """The hooks agree with cookiecutter.json and the skeleton; their pure helpers behave."""
 
-from pathlib import Path
-from typing import Any
-
 import pytest
 from helpers import CHOICES, SKELETON, load_hook
 
@@ -25,24 +22,26 @@ def test_pre_gen_choices_are_cookiecutter_json_choices() -> None:
     }
 
 
-def test_post_gen_variants_are_cookiecutter_json_choices() -> None:
-    variants = load_hook("post_gen_project", **ANSWERS)["VARIANTS"]
-    assert {field: list(values) for field, values in variants.items()} == {
-        field: CHOICES[field] for field in ("rejection_strategy", "authentication")
-    }
+def test_the_manifest_names_only_skeleton_files_and_real_choices() -> None:
+    # The hook expects every listed file (a stale entry would fail every bake).
+    manifest = load_hook("post_gen_project", **ANSWERS)["MANIFEST"]
+    assert [path for path, _, _ in manifest if not (SKELETON / path).is_file()] == []
+    for path, condition, _ in manifest:
+        for option, values in condition.items():
+            allowed = CHOICES[option] if isinstance(CHOICES[option], list) else [True, False]
+            assert set(values) <= set(allowed), (path, option)
 
 
-def pruned_paths(hook: dict[str, Any]) -> list[Path]:
-    lists = ("STRATEGY_FILES", "AUTHENTICATION_FILES", "OPTION_FILES")
-    return [path for name in lists for paths in hook[name].values() for path in paths]
-
-
-def test_every_path_the_post_gen_hook_prunes_is_in_the_skeleton() -> None:
-    # The hook tolerates a missing path (a rename must not break every bake): this
-    # is where a stale entry shows up.
-    hook = load_hook("post_gen_project", **ANSWERS)
-    missing = [str(path) for path in pruned_paths(hook) if not (SKELETON / path).exists()]
-    assert missing == []
+def test_every_per_choice_file_is_in_the_manifest() -> None:
+    # `name.<choice>.ext` only says which choice a file serves; the manifest decides.
+    choices = {*CHOICES["rejection_strategy"], *CHOICES["authentication"]}
+    manifest = {path for path, _, _ in load_hook("post_gen_project", **ANSWERS)["MANIFEST"]}
+    named = [
+        str(path.relative_to(SKELETON))
+        for path in SKELETON.rglob("*.*.*")
+        if path.name.split(".")[-2] in choices
+    ]
+    assert sorted(set(named) - manifest) == []
 
 
 @pytest.mark.parametrize(

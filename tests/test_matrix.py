@@ -15,11 +15,11 @@ from helpers import (
     COMBINATIONS,
     PYTHON_VERSIONS,
     SKELETON,
-    STRATEGIES,
     SUITE_COMBINATIONS,
     clean_env,
     install_project,
     leftover_jinja,
+    load_hook,
     python_for,
     ruff,
     summary_counts,
@@ -32,56 +32,6 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 PKG = "websocket_gatekeeper"
-
-# Files that belong to exactly one strategy.
-STRATEGY_FILES = {
-    "pre_accept": [
-        f"src/{PKG}/pre_accept.py",
-        f"src/{PKG}/routes/pre_accept_echo.py",
-        "tests/test_pre_accept.py",
-        "tests/test_live_pre_accept.py",
-        "tests/no_denial_extension_app.py",
-        "benchmarks/strategy_pre_accept.py",
-        "docs/pre-accept.md",
-    ],
-    "accept_then_close": [
-        f"src/{PKG}/accept_then_close.py",
-        f"src/{PKG}/routes/accept_then_close_echo.py",
-        "tests/test_accept_then_close.py",
-        "tests/test_live_accept_then_close.py",
-        "tests/crash_app.py",
-        "benchmarks/strategy_accept_then_close.py",
-        "docs/accept-then-close.md",
-    ],
-}
-# Files that belong to exactly one authentication (beside the `name.<choice>.py` variants).
-AUTHENTICATION_FILES = {
-    "api_tokens": ["tests/test_api_tokens.py"],
-    "jwt": [
-        f"src/{PKG}/jwks.py",
-        "tests/test_jwt.py",
-        "tests/test_jwks.py",
-        "tests/jwks_server.py",
-        "tests/test_expiry.py",
-        "tests/loop_stats_app.py",
-    ],
-}
-# Files that belong to exactly one yes/no option.
-OPTION_FILES = {
-    "browser_demo": [
-        f"src/{PKG}/routes/demo.py",
-        f"src/{PKG}/routes/demo.html",
-        "tests/test_browser_demo.py",
-        "docs/browser-demo.png",
-    ],
-    "github_ci": [".github/workflows/ci.yml"],
-    "docker": ["Dockerfile", ".dockerignore", "compose.yaml"],
-    "pre_commit": [".pre-commit-config.yaml"],
-}
-# `name.<choice>.<ext>` in the skeleton: the hook keeps the chosen one as `name.<ext>`.
-VARIANT = re.compile(
-    rf"(?P<stem>[^.]+)\.(?P<choice>{'|'.join([*STRATEGIES, *AUTHENTICATIONS])})\.(?P<ext>[^.]+)"
-)
 
 Baked = tuple[dict[str, Any], Path]
 
@@ -108,41 +58,30 @@ def baked(request: pytest.FixtureRequest, cookies_session) -> Baked:
     return request.param, bake(cookies_session, request.param)
 
 
-def chosen(strategy: str) -> set[str]:
-    return set(STRATEGY_FILES) if strategy == "both" else {strategy}
+def expected_files(answers: dict[str, Any]) -> set[str]:
+    """The project's files as the hook's manifest says these answers get them."""
+    hook = load_hook("post_gen_project", **answers)
+    manifest = {path: (condition, renamed) for path, condition, renamed in hook["MANIFEST"]}
+    files = set()
+    for path in SKELETON.rglob("*"):
+        name = str(path.relative_to(SKELETON)).replace("{{cookiecutter.package_name}}", PKG)
+        if not path.is_file() or "__pycache__" in path.parts:
+            continue
+        condition, renamed = manifest.get(name, ({}, None))
+        if hook["wanted"](condition, answers):
+            files.add(renamed or name)
+    return files
 
 
-def test_only_the_chosen_files_exist(baked: Baked) -> None:
+def test_the_project_has_exactly_the_files_of_the_manifest(baked: Baked) -> None:
     answers, project = baked
-    for strategy, files in STRATEGY_FILES.items():
-        for name in files:
-            wanted = strategy in chosen(answers["rejection_strategy"])
-            assert (project / name).exists() == wanted, name
-    for authentication, files in AUTHENTICATION_FILES.items():
-        for name in files:
-            wanted = answers["authentication"] == authentication
-            assert (project / name).exists() == wanted, name
-    for option, files in OPTION_FILES.items():
-        for name in files:
-            assert (project / name).exists() == answers[option], name
-    assert not (project / "docs" / "screenshots").exists()
-
-
-def test_the_chosen_variant_of_each_file_is_kept_under_its_plain_name(baked: Baked) -> None:
-    answers, project = baked
-    picked = {answers["rejection_strategy"], answers["authentication"]}
-    expected = set()
-    for path in SKELETON.rglob("*.*.*"):
-        match = VARIANT.fullmatch(path.name)
-        if match and match["choice"] in picked:
-            plain = path.with_name(f"{match['stem']}.{match['ext']}").relative_to(SKELETON)
-            expected.add(str(plain).replace("{{cookiecutter.package_name}}", PKG))
-    assert expected, "the skeleton has no name.<choice>.<ext> files"
-    assert sorted(name for name in expected if not (project / name).is_file()) == []
-    leftovers = [
-        str(p.relative_to(project)) for p in project.rglob("*") if VARIANT.fullmatch(p.name)
-    ]
-    assert leftovers == []
+    made = {".env", ".cruft.json"}  # written by the hook itself
+    files = {
+        str(path.relative_to(project))
+        for path in project.rglob("*")
+        if path.is_file() and "__pycache__" not in path.parts
+    }
+    assert sorted(files - made) == sorted(expected_files({**answers, "package_name": PKG}))
 
 
 def test_no_leftover_jinja(baked: Baked) -> None:
@@ -168,12 +107,6 @@ def test_ruff_format_is_clean(baked: Baked) -> None:
 # (case-insensitive). Spelled loosely (`accept_then_close`, `accept-then-close`,
 # `AcceptThenClose`) but specific: no generic word ("token", "close", "HTTP") is here.
 ACCEPT_THEN_CLOSE = r"accept[-_ ]?then[-_ ]?close"
-# A close code 4400-4499, "44xx" or "4000 + status": accept-then-close's refusal codes.
-# Not inside a number such as 1.4456 or 14,412.
-CLOSE_CODES = r"(?<![\w.,])(?:44\d\d|44xx|4000 ?\+)(?![\w]|[.,]\d)"
-# With JWT, a connection whose token expires is closed with 4401 whichever strategy
-# admitted it (after accept there is no other way to tell the client).
-CLOSE_CODES_BUT_EXPIRY = r"(?<![\w.,])(?:44(?!01)\d\d|44xx|4000 ?\+)(?![\w]|[.,]\d)"
 PRE_ACCEPT = r"pre[-_ ]?accept"
 JWT = r"jwt|jwk|\b[HRE]S256\b|token_expired|--sub\b"
 API_TOKENS = r"WS_AUTH_TOKENS|\bapi[-_ ]?tokens?\b"
@@ -187,9 +120,8 @@ def unchosen_words(answers: dict[str, Any]) -> dict[str, str]:
     """What must not be named in a project with these answers: {why: pattern}."""
     words = {}
     if answers["rejection_strategy"] == "pre_accept":
+        # (Close codes 44xx may appear: after accept, every refusal is a close frame.)
         words["accept_then_close (unchosen)"] = ACCEPT_THEN_CLOSE
-        jwt = answers["authentication"] == "jwt"
-        words["close code of accept_then_close"] = CLOSE_CODES_BUT_EXPIRY if jwt else CLOSE_CODES
     if answers["rejection_strategy"] == "accept_then_close":
         words["pre_accept (unchosen)"] = PRE_ACCEPT
     if answers["authentication"] == "api_tokens":
@@ -206,7 +138,7 @@ def unchosen_words(answers: dict[str, Any]) -> dict[str, str]:
 def documents(project: Path) -> list[Path]:
     """Code and docs a reader of the project sees (not generated caches or images)."""
     found = [project / "README.md", project / ".env.example"]
-    for folder in ("docs", "src", "tests", "benchmarks", "deploy"):
+    for folder in ("docs", "src", "tests", "deploy"):
         found += sorted(p for p in (project / folder).rglob("*") if p.is_file())
     skip = {".png", ".pyc"}
     return [path for path in found if path.suffix not in skip and "__pycache__" not in path.parts]
