@@ -248,6 +248,7 @@ class JWKSCache:
         self._inflight: asyncio.Task[None] | None = None
         self._closed = False
         self.configuration_error: str | None = None  # a discovery document we cannot use
+        self._starting = False  # start-up is waiting: it stops the app on a configuration error
 
     @property
     def url(self) -> str:
@@ -256,7 +257,11 @@ class JWKSCache:
     async def prefetch(self) -> None:
         """At start-up: fetch the keys; a slow provider delays start-up by WAIT_SECONDS at most."""
         self._start_fetch()
-        await self.wait()
+        self._starting = True
+        try:
+            await self.wait()
+        finally:
+            self._starting = False
 
     async def close(self) -> None:
         """Stop the download under way, and start no other."""
@@ -317,6 +322,8 @@ class JWKSCache:
             keys = usable_keys(await fetch_json(url, self._timeout), self._algorithms)
         except DownloadFailed as failure:
             self._discovered_at = float("-inf")  # with discovery: look jwks_uri up again
+            if isinstance(failure, DiscoveryInvalid) and self._starting:
+                return  # the start-up stops with this line instead
             logger.warning(
                 "could not fetch %s from %s (%s); %s",
                 "the JWKS" if url == self._jwks_url else "the OpenID configuration",
