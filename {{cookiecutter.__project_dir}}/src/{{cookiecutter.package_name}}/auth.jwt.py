@@ -164,10 +164,10 @@ class AuthSettings(BaseSettings):
         if self.jwt_secret is None and self.jwks_url is None:
             if len(self.jwt_issuer) != 1:
                 raise ValueError(
-                    "WS_JWT_SECRET / WS_JWKS_URL / WS_JWT_ISSUER: no signing keys. Set "
-                    "WS_JWT_SECRET (your own tokens: python -c 'import secrets; "
-                    "print(secrets.token_urlsafe(48))' prints one), WS_JWKS_URL, or one "
-                    "WS_JWT_ISSUER whose keys OpenID discovery finds"
+                    "WS_JWT_SECRET / WS_JWKS_URL / WS_JWT_ISSUER: no signing keys. Start from the "
+                    "example (cp .env.example .env) and set WS_JWT_SECRET there (python -c "
+                    "'import secrets; print(secrets.token_urlsafe(48))' prints one), or set "
+                    "WS_JWKS_URL, or one WS_JWT_ISSUER whose keys OpenID discovery finds"
                     + (" (several issuers need WS_JWKS_URL)" if self.jwt_issuer else "")
                 )
             problem = url_problem(self.jwt_issuer[0])
