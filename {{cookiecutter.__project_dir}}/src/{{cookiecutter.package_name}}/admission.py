@@ -26,6 +26,7 @@ from starlette.types import Scope
 
 from . import metrics
 from .auth import CredentialVerifier
+from .clients import client_address, client_host
 from .credentials import bearer_token, presented
 from .identity import Identity, User
 from .rejections import (
@@ -226,15 +227,3 @@ def parse_rate_limits(value: str) -> tuple[RateLimitItem, ...]:
 def ticket_key(ticket: str) -> str:
     # The store keeps a digest, so whoever can read the store cannot use a ticket.
     return hashlib.sha256(ticket.encode("utf-8", "surrogatepass")).hexdigest()
-
-
-def client_host(scope: Scope) -> str:
-    # The peer address, or the client's behind a proxy listed in uvicorn's
-    # --forwarded-allow-ips: never a header an arbitrary client could forge.
-    client = scope.get("client")
-    return client[0] if client else "unknown"
-
-
-def client_address(scope: Scope) -> str:
-    client = scope.get("client")
-    return f"{client[0]}:{client[1]}" if client else "unknown"

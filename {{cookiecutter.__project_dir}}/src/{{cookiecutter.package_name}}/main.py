@@ -16,7 +16,7 @@ from .admission import Admission
 from .auth import CredentialVerifier
 from .logs import configure_logging
 from .not_found import refuse_unknown_websocket_paths
-from .routes import {% if cookiecutter.browser_demo %}demo, {% endif %}health, tickets
+from .routes import {% if cookiecutter.browser_demo %}demo, {% endif %}health, ready, tickets
 from .settings import Settings, load_settings
 from .store import MemoryStore, Store
 from .store_redis import RedisStore
@@ -78,6 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # WebSocket routes first: a handshake is matched against the routes in order.
     endpoints.install(app)
     app.include_router(health.router)
+    app.include_router(ready.router)
     app.include_router(tickets.router)
     app.include_router(metrics.router)
 {%- if cookiecutter.browser_demo %}
