@@ -150,7 +150,7 @@ async def test_a_flood_of_bad_tokens_costs_one_fetch_per_interval(
     clock.now += INTERVAL / 2
     assert await checking.verify(tokens[1]) == INVALID_TOKEN
     assert provider.requests == 3
-    print(f"{provider.requests - 1} fetches for 301 bad tokens over 2 intervals")
+    print(f"{provider.requests - 1} fetches for 302 bad tokens over two intervals")
 
 
 async def test_rotation_new_kid_is_fetched_once_for_all_concurrent_handshakes(
