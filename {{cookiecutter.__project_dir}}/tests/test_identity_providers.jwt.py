@@ -7,6 +7,7 @@ table says (``invalid_token``, whichever strategy delivers it).
 """
 
 import asyncio
+import http.client
 import json
 import logging
 from collections.abc import Iterator
@@ -143,6 +144,17 @@ async def attempt(server: LiveServer, path: str, token: str) -> tuple[int, str]:
         close = closed.rcvd
         return (close.code - 4000, close.reason) if close else (-1, "no close frame")
     raise AssertionError(f"{path}: neither admitted nor refused")
+
+
+def get(server: LiveServer, path: str) -> tuple[int, bytes]:
+    """A plain HTTP GET, whatever its status."""
+    connection = http.client.HTTPConnection(server.host, server.port, timeout=10)
+    try:
+        connection.request("GET", path)
+        answer = connection.getresponse()
+        return answer.status, answer.read()
+    finally:
+        connection.close()
 
 
 def refusal(rejection: Rejection) -> tuple[int, str]:
@@ -283,3 +295,22 @@ async def test_auth0_shaped_tokens(provider: JWKSServer, tmp_path: Path) -> None
             },
         )
     assert provider.discovery_requests == 1  # refetches for the foreign keys: the JWKS only
+
+
+async def test_ready_names_the_keys_until_they_are_fetched_without_any_handshake(
+    provider: JWKSServer, tmp_path: Path
+) -> None:
+    """A balancer sends no clients to an unready instance: its probes must retry the keys."""
+    provider.stop()
+    with serve(provider, tmp_path, jwt_issuer=provider.issuer) as live:
+        status, body = await asyncio.to_thread(get, live, "/ready")
+        assert (status, json.loads(body)["unready"]) == (503, ["keys"])
+        assert (await asyncio.to_thread(get, live, "/health"))[0] == 200  # liveness only
+        provider.start()
+        deadline = asyncio.get_running_loop().time() + INTERVAL + 5
+        while (await asyncio.to_thread(get, live, "/ready"))[0] != 200:
+            assert asyncio.get_running_loop().time() < deadline, live.log
+            await asyncio.sleep(0.05)
+        for path in ECHO_PATHS:
+            assert await attempt(live, path, rsa_key().token(iss=provider.issuer)) == ADMITTED
+    live.assert_no_unexpected_errors()

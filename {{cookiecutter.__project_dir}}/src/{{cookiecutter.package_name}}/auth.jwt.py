@@ -305,9 +305,15 @@ class CredentialVerifier:
             await self._jwks.close()
 
     def readiness(self) -> str | None:
-        """None when tokens can be checked; "keys" while no usable key set was ever fetched."""
+        """None when tokens can be checked; "keys" while no usable key set was ever fetched.
+
+        Meanwhile each probe (GET /ready) asks for the keys again, at most once per
+        refetch interval: a balancer that sends no clients until the app is ready
+        must not leave it waiting for a handshake to retry the download.
+        """
         if self._jwks is None or self._jwks.keys:
             return None
+        self._jwks.refresh_if_stale()
         return "keys"
 
     async def verify(self, credential: bytes) -> Identity | Rejection:
