@@ -533,6 +533,7 @@ async def test_live_provider_keys_admit_refuse_rotate_and_stay_responsive(
     intervals = (time.monotonic() - started) / INTERVAL  # below 1 unless the machine crawls
     assert set(flood) == {refusal(INVALID_TOKEN)}
     assert 1 <= provider.requests - 1 <= 1 + int(intervals)
+    print(f"{provider.requests - 1} fetches, {len(flood)} handshakes, {intervals:.1f} intervals")
 
     # Rotation: the new kid is admitted once the interval allows a refetch.
     rotated = new_key("ES256")
