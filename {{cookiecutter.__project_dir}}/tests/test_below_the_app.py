@@ -10,6 +10,7 @@ import json
 import os
 import re
 import resource
+import secrets
 import selectors
 import socket
 import subprocess
@@ -27,6 +28,7 @@ from websockets.sync.client import connect
 from {{ cookiecutter.package_name }}.server import SHED_LOG_INTERVAL
 
 from cases import BEARER, ECHO_PATHS, SETTINGS_ENV
+from redis_server import RedisServer
 from wire import exchange, handshake_request
 
 PACKAGE = "{{ cookiecutter.package_name }}"
@@ -330,6 +332,33 @@ def test_junk_forwarded_for_shares_the_peers_budget(tmp_path: Path, junk: str) -
     assert "from 198.51.100.7:" in log
     assert "from 2001:db8::7:" in log
     assert max(len(line) for line in log.splitlines()) < 400
+
+
+def test_junk_forwarded_for_never_becomes_a_key(redis_server: RedisServer, tmp_path: Path) -> None:
+    # 3,000 handshakes, each "from" 8 KB of random text: before, each became a
+    # rate-limit key (in the process and in Redis) and an 8 KB log line.
+    env = {"WS_LIMITS_STORAGE_URL": redis_server.url}
+    with launched(tmp_path, **env) as server:
+        handshake_from(server.port, None)  # the peer's own keys exist from here on
+        rss_before, keys_before = server.rss_mb, redis_server.client.dbsize()
+        memory_before = redis_server.client.info("memory")["used_memory"]
+        for _ in range(3000):
+            assert handshake_from(server.port, secrets.token_urlsafe(6000)) == "missing_token"
+        rss_after, keys_after = server.rss_mb, redis_server.client.dbsize()
+        memory_after = redis_server.client.info("memory")["used_memory"]
+        keys = list(redis_server.client.scan_iter("*"))
+        longest = max(len(line) for line in server.log.splitlines())
+    print(
+        f"\n3000 handshakes with 8 KB X-Forwarded-For junk: RSS {rss_before:.1f} -> "
+        f"{rss_after:.1f} MB; Redis keys {keys_before} -> {keys_after}, memory "
+        f"{memory_before / 2**20:.2f} -> {memory_after / 2**20:.2f} MB; longest log line {longest}"
+    )
+    # They all counted against the peer: its window's key and the previous one's.
+    assert keys_after <= 2
+    assert all("127.0.0.1" in key for key in keys), keys
+    assert memory_after - memory_before < 2**20
+    assert rss_after - rss_before < 10
+    assert longest < 400
 
 
 def test_only_a_trusted_proxy_names_the_client(tmp_path: Path) -> None:

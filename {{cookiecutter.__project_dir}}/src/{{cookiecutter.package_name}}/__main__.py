@@ -22,7 +22,7 @@ METRICS_DIR_PREFIX = "websocket-metrics-"  # a folder of this launcher's, remove
 
 # Each open connection holds about 120 objects the garbage collector tracks; at
 # CPython's default threshold (700 allocations) a storm of reconnecting clients
-# spends much of its CPU in collections (docs/benchmarks.md). A higher threshold
+# spends much of its CPU in collections (docs/performance.md). A higher threshold
 # makes collections rarer, each one longer.
 GC_THRESHOLD = 10_000
 

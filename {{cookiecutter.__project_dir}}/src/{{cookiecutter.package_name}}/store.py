@@ -12,7 +12,7 @@ Rates are sliding-window counters in the ``limits`` library's notation
 every limit in one script; in memory they are ``SlidingWindowCounters`` below:
 the same algorithm on a dict, because ``limits``' async memory storage costs
 several times more per handshake and sweeps every key after each hit (see
-docs/benchmarks.md). Here the tracked addresses are bounded and expired state
+docs/performance.md). Here the tracked addresses are bounded and expired state
 leaves in small batches, traffic or not. Connection leases and tickets, which no
 library offers, are written here.
 """
