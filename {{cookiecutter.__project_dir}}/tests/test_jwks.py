@@ -7,8 +7,10 @@ down, slow, or publishes keys this app must not use.
 """
 
 import asyncio
+import base64
 import json
 import logging
+import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -28,7 +30,7 @@ from {{ cookiecutter.package_name }}.auth import (
 )
 from {{ cookiecutter.package_name }}.identity import Identity
 from {{ cookiecutter.package_name }}.jwks import (
-    JWKSCache,
+    DownloadFailed,
     usable_keys,
 )
 from {{ cookiecutter.package_name }}.rejections import (
@@ -37,7 +39,7 @@ from {{ cookiecutter.package_name }}.rejections import (
 )
 
 from cases import ECHO_PATHS
-from jwks_server import JWKSServer, ec_key, new_key, rsa_key
+from jwks_server import DRIP, HUGE, SILENT, JWKSServer, SigningKey, ec_key, new_key, rsa_key
 from live_server import LiveServer
 
 INTERVAL = 0.25  # WS_JWKS_REFETCH_SECONDS in these tests (exact in binary, for Clock)
@@ -57,6 +59,20 @@ class Clock:
 
 
 @pytest.fixture
+def decoded(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    """The tokens PyJWT decodes, in order: a remembered token is not among them."""
+    tokens = []
+    decode = jwt.PyJWT.decode_complete
+
+    def counting(self: jwt.PyJWT, token: bytes, *args: Any, **kwargs: Any) -> Any:
+        tokens.append(token)
+        return decode(self, token, *args, **kwargs)
+
+    monkeypatch.setattr(jwt.PyJWT, "decode_complete", counting)
+    return tokens
+
+
+@pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     clock = Clock()
     monkeypatch.setattr(jwks, "time", clock)
@@ -70,17 +86,34 @@ def provider(monkeypatch: pytest.MonkeyPatch) -> Iterator[JWKSServer]:
         yield server
 
 
-def verifier(provider: JWKSServer, refetch: float = INTERVAL) -> CredentialVerifier:
-    return CredentialVerifier(AuthSettings(jwks_url=provider.url, jwks_refetch_seconds=refetch))
+def verifier(
+    provider: JWKSServer, refetch: float = INTERVAL, **settings: Any
+) -> CredentialVerifier:
+    return CredentialVerifier(
+        AuthSettings(jwks_url=provider.url, jwks_refetch_seconds=refetch, **settings)
+    )
 
 
 def random_kid_token() -> bytes:
     return rsa_key().token(kid=uuid.uuid4().hex).encode()
 
 
+def kidless(key: SigningKey, **claims: Any) -> bytes:
+    """A token whose header names no key, as oidc-provider-mock (Authlib) signs them."""
+    payload = {"sub": "alice", "exp": int(time.time()) + 600, **claims}
+    return jwt.encode(payload, key.private_key, key.algorithm).encode()
+
+
+def forged_signature(token: bytes) -> bytes:
+    """The same header and claims, with a signature no key made."""
+    head, _ = token.rsplit(b".", 1)
+    return head + b"." + base64.urlsafe_b64encode(os.urandom(256)).rstrip(b"=")
+
+
 async def test_rs256_and_es256_tokens_are_admitted(provider: JWKSServer) -> None:
     checking = verifier(provider)
     await checking.start()
+    assert checking.readiness() is None
     rs = await checking.verify(rsa_key().token("alice", scope="read write").encode())
     es = await checking.verify(ec_key().token("bob", scp=["admin"]).encode())
     assert isinstance(rs, Identity)
@@ -90,39 +123,72 @@ async def test_rs256_and_es256_tokens_are_admitted(provider: JWKSServer) -> None
     assert provider.requests == 1  # fetched once, at start-up
 
 
-async def test_a_flood_of_random_kids_costs_one_fetch_per_interval(
+FLOODS = [
+    pytest.param(random_kid_token, id="random-kids"),
+    pytest.param(lambda: kidless(new_key("ES256")), id="kid-less-foreign-key"),
+    pytest.param(lambda: forged_signature(rsa_key().token().encode()), id="garbage-signature"),
+    pytest.param(lambda: forged_signature(kidless(rsa_key())), id="garbage-kid-less"),
+]
+
+
+@pytest.mark.parametrize("make", FLOODS)
+async def test_a_flood_of_bad_tokens_costs_one_fetch_per_interval(
+    provider: JWKSServer, clock: Clock, make: Any
+) -> None:
+    checking = verifier(provider)
+    await checking.start()
+    tokens = [make() for _ in range(4)]
+    clock.now += INTERVAL
+    flood = await asyncio.gather(*(checking.verify(tokens[i % 4]) for i in range(200)))
+    assert flood == [INVALID_TOKEN] * 200
+    assert provider.requests == 2  # start-up, and one refetch for the whole flood
+    for i in range(100):
+        assert await checking.verify(tokens[i % 4]) == INVALID_TOKEN
+    clock.now += INTERVAL / 2
+    assert await checking.verify(tokens[0]) == INVALID_TOKEN
+    assert provider.requests == 2
+    clock.now += INTERVAL / 2
+    assert await checking.verify(tokens[1]) == INVALID_TOKEN
+    assert provider.requests == 3
+    print(f"{provider.requests - 1} fetches for 302 bad tokens over two intervals")
+
+
+async def test_rotation_new_kid_is_fetched_once_for_all_concurrent_handshakes(
     provider: JWKSServer, clock: Clock
 ) -> None:
     checking = verifier(provider)
     await checking.start()
-    clock.now += INTERVAL
-    flood = await asyncio.gather(*(checking.verify(random_kid_token()) for _ in range(200)))
-    assert flood == [INVALID_TOKEN] * 200
-    assert provider.requests == 2  # start-up, and one refetch for the first unknown kid
-    for _ in range(100):
-        assert await checking.verify(random_kid_token()) == INVALID_TOKEN
-    clock.now += INTERVAL / 2
-    assert await checking.verify(random_kid_token()) == INVALID_TOKEN
-    assert provider.requests == 2
-    clock.now += INTERVAL / 2
-    assert await checking.verify(random_kid_token()) == INVALID_TOKEN
-    assert provider.requests == 3
-
-
-async def test_rotation_new_kid_is_fetched_once_for_all_concurrent_handshakes(
-    provider: JWKSServer,
-) -> None:
-    checking = verifier(provider, refetch=0)
-    await checking.start()
     new = new_key("ES256")
     provider.publish(new)  # rotated: the old keys are gone
     provider.delay = 0.3  # the download is still running when the others arrive
+    clock.now += INTERVAL
     outcomes = await asyncio.gather(*(checking.verify(new.token().encode()) for _ in range(20)))
     assert all(isinstance(outcome, Identity) for outcome in outcomes)
     assert provider.requests == 2
     # A token signed with a retired key is refused once the rotation is known.
     provider.delay = 0
     assert await checking.verify(rsa_key().token().encode()) == INVALID_TOKEN
+
+
+async def test_rotation_without_kid_is_followed_within_the_interval(
+    provider: JWKSServer, clock: Clock
+) -> None:
+    """Tokens and JWKS without kid: a signature that no cached key verifies refetches."""
+    old, new = new_key("RS256", kid=False), new_key("RS256", kid=False)
+    provider.publish(old)
+    checking = verifier(provider)
+    await checking.start()
+    remembered = kidless(old)
+    assert isinstance(await checking.verify(remembered), Identity)
+    provider.publish(new)  # the provider restarted with a new key
+    token = kidless(new)
+    assert await checking.verify(token) == INVALID_TOKEN  # fetched moments ago: not again
+    assert isinstance(await checking.verify(remembered), Identity)  # its key, as far as we know
+    clock.now += INTERVAL
+    assert isinstance(await checking.verify(token), Identity)
+    assert provider.requests == 2
+    # The refetch retired the old key: its remembered token is checked again, and refused.
+    assert await checking.verify(remembered) == INVALID_TOKEN
 
 
 async def test_a_remembered_token_counts_only_while_its_key_is_published(
@@ -143,6 +209,20 @@ async def test_a_remembered_token_counts_only_while_its_key_is_published(
         await asyncio.sleep(0.01)
     assert isinstance(await checking.verify(kept), Identity)  # its key is still published
     assert provider.requests == 2
+
+
+async def test_an_unchanged_jwks_keeps_remembered_tokens(
+    provider: JWKSServer, clock: Clock, decoded: list[bytes]
+) -> None:
+    checking = verifier(provider)
+    await checking.start()
+    token = rsa_key().token().encode()
+    assert isinstance(await checking.verify(token), Identity)
+    clock.now += INTERVAL
+    assert await checking.verify(random_kid_token()) == INVALID_TOKEN  # a refetch: same keys
+    assert provider.requests == 2
+    assert isinstance(await checking.verify(token), Identity)
+    assert decoded.count(token) == 1  # still remembered
 
 
 async def test_a_new_kid_right_after_a_fetch_waits_for_the_interval(
@@ -169,6 +249,7 @@ async def test_provider_down_at_start_up_is_503_until_it_is_back(
         await checking.start()
     assert "could not fetch the JWKS" in caplog.text
     assert "refused with 503 auth_unavailable" in caplog.text
+    assert checking.readiness() == "keys"
     token = rsa_key().token().encode()
     refused = await checking.verify(token)
     assert refused == AUTH_UNAVAILABLE
@@ -177,34 +258,40 @@ async def test_provider_down_at_start_up_is_503_until_it_is_back(
     assert await checking.verify(token) == AUTH_UNAVAILABLE  # within the interval: no fetch
     clock.now += INTERVAL
     assert isinstance(await checking.verify(token), Identity)
+    assert checking.readiness() is None
 
 
 async def test_provider_down_later_keeps_the_last_keys(
-    provider: JWKSServer, caplog: pytest.LogCaptureFixture
+    provider: JWKSServer, clock: Clock, caplog: pytest.LogCaptureFixture
 ) -> None:
-    # cache_seconds below the settings' minimum: the cached keys go stale at once.
-    cache = JWKSCache(provider.url, PINNED, cache_seconds=0.1, refetch_seconds=0.1)
-    await cache.prefetch()
+    checking = verifier(provider, jwt_cache_size=0)
+    await checking.start()
     provider.stop()
-    await asyncio.sleep(0.2)
+    clock.now += 301  # stale: refreshed in the background, which fails
     with caplog.at_level(logging.WARNING, logger=jwks.__name__):
-        assert await cache.key(rsa_key().kid, "RS256") is not None  # stale, still good
-        await asyncio.sleep(0.1)  # the background refresh fails meanwhile
-        assert await cache.key(rsa_key().kid, "RS256") is not None
-        assert await cache.key("unknown", "RS256") is None  # 403, not 503: keys are known
+        assert isinstance(await checking.verify(rsa_key().token().encode()), Identity)
+        await asyncio.to_thread(provider.wait_for_requests, 2)
+        await asyncio.sleep(0.1)
+        assert isinstance(await checking.verify(rsa_key().token().encode()), Identity)
+        clock.now += INTERVAL
+        assert await checking.verify(random_kid_token()) == INVALID_TOKEN  # 403, not 503
     assert "keeping the last keys" in caplog.text
+    assert checking.readiness() is None  # a usable key set is at hand
 
 
-async def test_stale_keys_are_refreshed_in_the_background(provider: JWKSServer) -> None:
-    cache = JWKSCache(provider.url, PINNED, cache_seconds=0.1, refetch_seconds=0.1)
-    await cache.prefetch()
-    await asyncio.sleep(0.2)
+async def test_stale_keys_are_refreshed_in_the_background(
+    provider: JWKSServer, clock: Clock
+) -> None:
+    checking = verifier(provider, jwt_cache_size=0)
+    await checking.start()
+    clock.now += 301
     provider.delay = 1.0
     started = time.monotonic()
-    assert await cache.key(ec_key().kid, "ES256") is not None
+    assert isinstance(await checking.verify(ec_key().token().encode()), Identity)
     assert time.monotonic() - started < 0.5  # did not wait for the slow download
     await asyncio.to_thread(provider.wait_for_requests, 2)
     assert provider.requests == 2
+    await checking.close()  # stops the download under way
 
 
 async def test_a_slow_provider_never_blocks_the_event_loop(provider: JWKSServer) -> None:
@@ -236,22 +323,36 @@ async def test_a_slow_provider_never_blocks_the_event_loop(provider: JWKSServer)
 
 
 async def test_a_handshake_waits_for_a_slow_download_at_most_a_bound(
-    provider: JWKSServer, monkeypatch: pytest.MonkeyPatch
+    provider: JWKSServer, clock: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(jwks, "WAIT_SECONDS", 0.2)
     provider.stop()
-    checking = verifier(provider, refetch=0)
+    checking = verifier(provider)
     await checking.start()  # nothing fetched
     provider.start()
     provider.delay = 0.6
+    clock.now += INTERVAL
     token = rsa_key().token().encode()
     started = time.monotonic()
     assert await checking.verify(token) == AUTH_UNAVAILABLE
     assert time.monotonic() - started < 0.5
-    await asyncio.sleep(0.6)  # the download went on without the handshake
+    await asyncio.to_thread(provider.wait_for_requests, 2)
+    await asyncio.sleep(0.8)  # the download went on without the handshake
     provider.delay = 0
     assert isinstance(await checking.verify(token), Identity)
-    assert provider.requests == 1
+    assert provider.requests == 2
+
+
+async def test_close_stops_the_download_under_way(provider: JWKSServer) -> None:
+    provider.behaviour = SILENT
+    checking = verifier(provider, jwks_timeout_seconds=30)
+    await checking.start()  # gives up waiting after WAIT_SECONDS; the download goes on
+    started = time.monotonic()
+    await checking.close()
+    assert time.monotonic() - started < 1
+    assert not [task for task in asyncio.all_tasks() if "_fetch" in repr(task)]
+    assert await checking.verify(rsa_key().token().encode()) == AUTH_UNAVAILABLE
+    assert provider.requests == 1  # closed: no other download starts
 
 
 def foreign_jwks() -> list[Any]:
@@ -276,7 +377,9 @@ def foreign_jwks() -> list[Any]:
 
 def test_only_public_signing_keys_for_pinned_algorithms_are_kept() -> None:
     document = {"keys": [*foreign_jwks(), rsa_key().jwk]}
-    assert list(usable_keys(document, PINNED)) == [rsa_key().kid]
+    assert [key.kid for key in usable_keys(document, PINNED)] == [rsa_key().kid]
+    with pytest.raises(DownloadFailed, match="no signing key for ES256, RS256"):
+        usable_keys({"keys": foreign_jwks()}, PINNED)
 
 
 async def test_tokens_naming_ignored_keys_are_invalid(provider: JWKSServer) -> None:
@@ -296,43 +399,78 @@ async def test_tokens_naming_ignored_keys_are_invalid(provider: JWKSServer) -> N
     assert isinstance(await checking.verify(rsa_key().token().encode()), Identity)
 
 
-async def test_a_token_without_kid_uses_the_only_key(provider: JWKSServer) -> None:
-    claims = {"sub": "a", "exp": int(time.time()) + 60}
-    token = jwt.encode(claims, rsa_key().private_key, "RS256").encode()
-    provider.publish(rsa_key())
-    single = verifier(provider)
-    await single.start()
-    assert isinstance(await single.verify(token), Identity)
-    provider.publish(rsa_key(), ec_key())
-    several = verifier(provider)
-    await several.start()
-    assert await several.verify(token) == INVALID_TOKEN  # which one? none
-
-
-@pytest.mark.parametrize(
-    ("status", "body"),
-    [
-        (500, b'{"error": "oops"}'),
-        (200, b"<html>not json</html>"),
-        (200, b"[]"),
-        (200, b'{"keys": "none"}'),
-        (200, b'{"keys": []}'),
-        (200, b'{"keys": [{"kty": "oct", "k": "c2VjcmV0"}]}'),
-        (200, b" " * (jwks.MAX_JWKS_BYTES + 1)),
-    ],
-    ids=["500", "html", "array", "keys-not-a-list", "no-keys", "only-hmac", "too-large"],
-)
-async def test_a_broken_jwks_is_a_warning_and_a_503(
-    provider: JWKSServer, caplog: pytest.LogCaptureFixture, status: int, body: bytes
+async def test_a_token_without_kid_is_checked_with_every_key_of_its_algorithm(
+    provider: JWKSServer,
 ) -> None:
-    provider.status, provider.raw = status, body
+    provider.publish(new_key("RS256"), rsa_key(), ec_key())
     checking = verifier(provider)
-    with caplog.at_level(logging.WARNING, logger=jwks.__name__):
+    await checking.start()
+    assert isinstance(await checking.verify(kidless(rsa_key())), Identity)
+    assert isinstance(await checking.verify(kidless(ec_key())), Identity)
+    assert await checking.verify(kidless(new_key("ES256"))) == INVALID_TOKEN
+
+
+# -- Hostile key servers: each is one WARNING within the deadline, never a hang -----------
+
+DEADLINE = 1.0  # WS_JWKS_TIMEOUT_SECONDS in these tests
+SLACK = 1.5  # a busy machine's delay on top of the contract's bound
+
+
+def only_an_hmac_key(provider: JWKSServer) -> None:
+    provider.publish(extra=({"kty": "oct", "k": "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0"},))
+
+
+HOSTILE: list[Any] = [
+    pytest.param(lambda p: setattr(p, "behaviour", SILENT), "within 1 s", id="never-answers"),
+    pytest.param(lambda p: setattr(p, "behaviour", DRIP), "within 1 s", id="drips"),
+    pytest.param(lambda p: setattr(p, "behaviour", HUGE), "larger than 1024 KB", id="50-MB"),
+    pytest.param(lambda p: setattr(p, "status", 500), "HTTP 500", id="500"),
+    pytest.param(lambda p: setattr(p, "raw", b"{not json"), "JSONDecodeError", id="not-json"),
+    pytest.param(lambda p: setattr(p, "raw", b"[]"), 'no "keys" list', id="not-a-jwks"),
+    pytest.param(only_an_hmac_key, "no signing key for ES256, RS256", id="only-an-oct-key"),
+]
+
+
+@pytest.mark.parametrize(("make_hostile", "reason"), HOSTILE)
+async def test_a_hostile_key_server_is_one_warning_within_the_deadline(
+    provider: JWKSServer, caplog: pytest.LogCaptureFixture, make_hostile: Any, reason: str
+) -> None:
+    make_hostile(provider)
+    checking = verifier(provider, jwks_timeout_seconds=DEADLINE)
+    started = time.monotonic()
+    with caplog.at_level(logging.WARNING):
         await checking.start()
-    assert await checking.verify(rsa_key().token().encode()) == AUTH_UNAVAILABLE
+        took = time.monotonic() - started
+        assert await checking.verify(rsa_key().token().encode()) == AUTH_UNAVAILABLE
+        assert checking.readiness() == "keys"
+    assert took < DEADLINE + SLACK, took
+    [record] = caplog.records  # one line: no ERROR, no traceback
+    assert (record.levelno, record.exc_info) == (logging.WARNING, None)
+    assert reason in record.getMessage()
+    assert provider.requests == 1
+    await checking.close()
+
+
+async def test_a_redirect_to_another_origin_is_refused(
+    provider: JWKSServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    with JWKSServer([rsa_key()]) as elsewhere:  # serves good keys, on another port
+        provider.status, provider.location = 302, elsewhere.url
+        checking = verifier(provider)
+        with caplog.at_level(logging.WARNING):
+            await checking.start()
+        assert await checking.verify(rsa_key().token().encode()) == AUTH_UNAVAILABLE
+        assert elsewhere.requests == 0
     [record] = caplog.records
-    assert record.levelno == logging.WARNING
-    assert record.exc_info is None  # one line, no traceback
+    assert f"redirected to another origin ({elsewhere.url})" in record.getMessage()
+
+
+async def test_a_redirect_within_the_origin_is_followed(provider: JWKSServer) -> None:
+    provider.status, provider.location = 301, "/keys/current.json"
+    checking = verifier(provider)
+    await checking.start()
+    assert isinstance(await checking.verify(rsa_key().token().encode()), Identity)
+    assert provider.requests == 2  # the redirect, then the keys
 
 
 # -- End to end: a real uvicorn with WS_JWKS_URL --------------------------------------------
@@ -395,6 +533,7 @@ async def test_live_provider_keys_admit_refuse_rotate_and_stay_responsive(
     intervals = (time.monotonic() - started) / INTERVAL  # below 1 unless the machine crawls
     assert set(flood) == {refusal(INVALID_TOKEN)}
     assert 1 <= provider.requests - 1 <= 1 + int(intervals)
+    print(f"{provider.requests - 1} fetches, {len(flood)} handshakes, {intervals:.1f} intervals")
 
     # Rotation: the new kid is admitted once the interval allows a refetch.
     rotated = new_key("ES256")
@@ -445,4 +584,30 @@ async def test_live_provider_down_at_start_up_is_503_then_admitted(
         for path in ECHO_PATHS:
             assert await attempt(live, path, rsa_key().token()) == ADMITTED
     assert "handshakes are refused with 503 auth_unavailable" in live.log
+    live.assert_no_unexpected_errors()
+
+
+@pytest.mark.parametrize("behaviour", [SILENT, DRIP, HUGE])
+async def test_live_hostile_key_server_answers_within_the_deadline_and_health_stays_up(
+    provider: JWKSServer, tmp_path: Path, behaviour: str
+) -> None:
+    provider.behaviour = behaviour
+    env = {**live_env(provider), "WS_JWKS_TIMEOUT_SECONDS": "1.5"}
+    with LiveServer(tmp_path, env=env) as live:
+        await asyncio.sleep(INTERVAL)
+        started = time.monotonic()
+        refused = asyncio.create_task(attempt(live, ECHO_PATHS[-1], rsa_key().token()))
+        await asyncio.to_thread(provider.wait_for_requests, 2)  # the refetch is under way
+        health = await asyncio.to_thread(live.get, "/health")
+        health_in = time.monotonic() - started
+        assert await refused == refusal(AUTH_UNAVAILABLE)
+        answered_in = time.monotonic() - started
+        for path in ECHO_PATHS:  # within the interval: refused at once, no new download
+            assert await attempt(live, path, rsa_key().token()) == refusal(AUTH_UNAVAILABLE)
+    assert health[0] == 200
+    assert health_in < 1.0, health_in  # generous: normally milliseconds
+    assert answered_in < 1.5 + SLACK, answered_in
+    warnings = [line for line in live.log.splitlines() if "could not fetch the JWKS" in line]
+    assert len(warnings) == provider.requests == 2  # start-up and the refetch: one line each
+    assert all(line.startswith("WARNING") for line in warnings)
     live.assert_no_unexpected_errors()

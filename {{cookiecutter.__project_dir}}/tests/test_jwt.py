@@ -116,13 +116,13 @@ async def test_leeway_admits_a_just_expired_token_and_extends_its_life_alike() -
 def decoded(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
     """The tokens PyJWT decodes, in order: a remembered token is not among them."""
     tokens = []
-    decode = jwt.PyJWT.decode
+    decode = jwt.PyJWT.decode_complete
 
     def counting(self: jwt.PyJWT, token: bytes, *args: Any, **kwargs: Any) -> Any:
         tokens.append(token)
         return decode(self, token, *args, **kwargs)
 
-    monkeypatch.setattr(jwt.PyJWT, "decode", counting)
+    monkeypatch.setattr(jwt.PyJWT, "decode_complete", counting)
     return tokens
 
 
@@ -242,6 +242,142 @@ async def test_audience_and_issuer_are_ignored_when_not_set() -> None:
     assert isinstance(await verifier().verify(token), Identity)
 
 
+@pytest.mark.parametrize(
+    ("changes", "valid"),
+    [
+        ({"aud": "https://v1.example", "iss": "https://sts.example/t/"}, True),
+        ({"aud": ["x", "api://v2"], "iss": "https://login.example/t/v2.0"}, True),
+        ({"aud": "https://v1.example", "iss": "https://login.example/t/v2.0"}, True),
+        ({"aud": "https://other.example", "iss": "https://sts.example/t/"}, False),
+        ({"aud": "https://v1.example", "iss": "https://sts.example/other/"}, False),
+        ({"aud": "https://v1.example,api://v2", "iss": "https://sts.example/t/"}, False),
+    ],
+)
+async def test_several_audiences_and_issuers_admit_any_one_of_each(
+    changes: dict[str, Any], valid: bool
+) -> None:
+    """Entra ID's v1 and v2 forms: either audience, either issuer, never the list as one string."""
+    checking = verifier(
+        jwt_audience="https://v1.example, api://v2",
+        jwt_issuer="https://sts.example/t/,https://login.example/t/v2.0",
+    )
+    outcome = await checking.verify(signed(**changes))
+    assert isinstance(outcome, Identity) if valid else outcome == INVALID_TOKEN
+
+
+@pytest.mark.parametrize(
+    ("settings", "changes", "identity", "scopes"),
+    [
+        pytest.param(
+            {"jwt_identity_claim": "oid", "jwt_scope_claims": "scp,roles"},
+            {"oid": "0f1e-oid", "scp": "read write", "roles": ["admin", "read"]},
+            "0f1e-oid",
+            ["read", "write", "admin"],
+            id="entra-oid-scp-roles",
+        ),
+        pytest.param(
+            {"jwt_scope_claims": "realm_access.roles,resource_access.ws-app.roles"},
+            {
+                "realm_access": {"roles": ["offline_access", "admin"]},
+                "resource_access": {
+                    "ws-app": {"roles": ["rooms:write"]},
+                    "other": {"roles": ["x"]},
+                },
+            },
+            "alice",
+            ["offline_access", "admin", "rooms:write"],
+            id="keycloak-nested-roles",
+        ),
+        pytest.param(
+            {"jwt_scope_claims": "permissions"},
+            {"permissions": ["read:messages", "admin"], "scope": "openid"},
+            "alice",
+            ["read:messages", "admin"],
+            id="auth0-permissions",
+        ),
+        pytest.param(
+            {"jwt_scope_claims": 'scope,"https://example.com/roles"'},
+            {"scope": "read", "https://example.com/roles": ["admin"]},
+            "alice",
+            ["read", "admin"],
+            id="namespaced-claim-with-dots",
+        ),
+        pytest.param(
+            {"jwt_identity_claim": "email", "jwt_scope_claims": "realm_access.roles"},
+            {"email": "alice@example.com", "realm_access": "not an object"},
+            "alice@example.com",
+            [],
+            id="google-email-no-scopes",
+        ),
+        pytest.param(
+            {"jwt_scope_claims": "scope,scp"},
+            {"scope": "a b", "scp": ["b", "c", 7, ""]},
+            "alice",
+            ["a", "b", "c"],
+            id="union-without-duplicates",
+        ),
+    ],
+)
+async def test_identity_and_scopes_come_from_the_configured_claims(
+    settings: dict[str, Any], changes: dict[str, Any], identity: str, scopes: list[str]
+) -> None:
+    outcome = await verifier(**settings).verify(signed(**changes))
+    assert isinstance(outcome, Identity)
+    assert (outcome.user.identity, outcome.auth.scopes) == (identity, scopes)
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [{"oid": None}, {"oid": ""}, {"oid": 42}, {"oid": ["a"]}],
+    ids=["missing", "empty", "number", "list"],
+)
+async def test_a_token_without_the_identity_claim_is_invalid(changes: dict[str, Any]) -> None:
+    checking = verifier(jwt_identity_claim="oid")
+    assert await checking.verify(signed(**changes)) == INVALID_TOKEN
+
+
+async def test_a_token_without_sub_is_valid_when_identity_is_another_claim() -> None:
+    outcome = await verifier(jwt_identity_claim="oid").verify(signed(sub=None, oid="o-1"))
+    assert isinstance(outcome, Identity)
+    assert outcome.user.identity == "o-1"
+
+
+@pytest.mark.parametrize(
+    ("azp", "valid"),
+    [
+        ("ws-app", True),
+        ("mobile", True),
+        ("other-client", False),
+        (None, False),
+        (["ws-app"], False),
+    ],
+)
+async def test_azp_must_be_an_authorized_party_when_set(azp: object, valid: bool) -> None:
+    """Keycloak: ``aud`` is often ``account``; ``azp`` names the client the token was issued to."""
+    checking = verifier(jwt_authorized_parties="ws-app,mobile")
+    outcome = await checking.verify(signed(azp=azp))
+    assert isinstance(outcome, Identity) if valid else outcome == INVALID_TOKEN
+    assert isinstance(await verifier().verify(signed(azp="other-client")), Identity)  # unset
+
+
+@pytest.mark.parametrize(
+    ("typ", "valid"),
+    [
+        ("at+jwt", True),
+        ("AT+JWT", True),
+        ("application/at+jwt", True),
+        ("JWT", False),  # an ID token, or any other token of the provider
+        (None, False),
+        (7, False),
+    ],
+)
+async def test_typ_header_must_match_when_set(typ: object, valid: bool) -> None:
+    header = {"alg": "HS256"} if typ is None else {"alg": "HS256", "typ": typ}
+    outcome = await verifier(jwt_type="Application/AT+JWT").verify(forge(header, claims()))
+    assert isinstance(outcome, Identity) if valid else outcome == INVALID_TOKEN
+    assert isinstance(await verifier().verify(forge(header, claims())), Identity)  # unset
+
+
 @pytest.fixture
 def provider(monkeypatch: pytest.MonkeyPatch) -> Iterator[JWKSServer]:
     monkeypatch.setenv("NO_PROXY", "127.0.0.1")  # a proxy from the environment must not answer
@@ -267,18 +403,37 @@ async def test_hs256_signed_with_the_public_key_is_refused(provider: JWKSServer)
 def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyPatch:
     """No key source from the test environment, nor from a developer's .env."""
     monkeypatch.chdir(tmp_path)
-    for name in ("WS_JWT_SECRET", "WS_JWKS_URL", "WS_JWT_ALGORITHMS"):
-        monkeypatch.delenv(name, raising=False)
+    for name in os.environ:
+        if name.startswith(("WS_JWT", "WS_JWKS")):
+            monkeypatch.delenv(name)
     return monkeypatch
 
 
 @pytest.mark.parametrize(
     ("env", "words"),
     [
-        ({}, "WS_JWT_SECRET / WS_JWKS_URL: set exactly one"),
-        ({"WS_JWT_SECRET": SECRET, "WS_JWKS_URL": JWKS_URL}, "set exactly one"),
+        ({}, "WS_JWT_SECRET / WS_JWKS_URL / WS_JWT_ISSUER: no signing keys"),
+        ({"WS_JWT_SECRET": SECRET, "WS_JWKS_URL": JWKS_URL}, "set only one of them"),
         ({"WS_JWT_SECRET": "short"}, "WS_JWT_SECRET: must be at least 32 bytes"),
-        ({"WS_JWKS_URL": "file:///etc/passwd"}, "WS_JWKS_URL: 'file:///etc/passwd' must be an"),
+        ({"WS_JWKS_URL": "file:///etc/passwd"}, "WS_JWKS_URL: 'file:///etc/passwd' is not an"),
+        (
+            {"WS_JWKS_URL": "http://login.example.com/keys"},
+            "WS_JWKS_URL: 'http://login.example.com/keys' must be https://",
+        ),
+        ({"WS_JWT_ISSUER": "https://a.example,https://b.example"}, "need WS_JWKS_URL"),
+        (
+            {"WS_JWT_ISSUER": "http://login.example.com"},
+            "WS_JWT_ISSUER: discovery needs an https:// issuer",
+        ),
+        (
+            {"WS_JWT_SECRET": SECRET, "WS_JWT_SCOPE_CLAIMS": "scope,realm access"},
+            "WS_JWT_SCOPE_CLAIMS: 'realm access' is not a claim path",
+        ),
+        (
+            {"WS_JWT_SECRET": SECRET, "WS_JWT_IDENTITY_CLAIM": "a..b"},
+            "WS_JWT_IDENTITY_CLAIM: 'a..b' is not a claim path",
+        ),
+        ({"WS_JWKS_URL": JWKS_URL, "WS_JWKS_TIMEOUT_SECONDS": "0"}, "WS_JWKS_TIMEOUT_SECONDS: "),
         ({"WS_JWT_SECRET": SECRET, "WS_JWT_ALGORITHMS": "none"}, "WS_JWT_ALGORITHMS: none cannot"),
         (
             {"WS_JWT_SECRET": SECRET, "WS_JWT_ALGORITHMS": "RS256"},
@@ -387,7 +542,7 @@ def test_token_command_without_a_secret_stops_with_one_line(tmp_path: Path) -> N
     assert result.returncode == 1
     assert result.stdout == ""
     assert result.stderr.splitlines() == [
-        "token: minting needs WS_JWT_SECRET; with WS_JWKS_URL your provider issues tokens"
+        "token: minting needs WS_JWT_SECRET; with an identity provider, it issues tokens"
     ]
 
 
@@ -411,7 +566,7 @@ async def test_token_command_adds_the_configured_audience_and_issuer(
             {"WS_JWKS_URL": JWKS_URL},
             "token: minting needs WS_JWT_SECRET",
         ),
-        (["--sub", "x"], {}, "WS_JWT_SECRET / WS_JWKS_URL: set exactly one"),
+        (["--sub", "x"], {}, "WS_JWT_SECRET / WS_JWKS_URL / WS_JWT_ISSUER: no signing keys"),
         (["--sub", "x", "--ttl", "0"], {"WS_JWT_SECRET": SECRET}, "--ttl must be a positive"),
         (["--sub", "x", "--ttl", "soon"], {"WS_JWT_SECRET": SECRET}, "invalid int value: 'soon'"),
         (["--sub", " "], {"WS_JWT_SECRET": SECRET}, "--sub must name someone"),

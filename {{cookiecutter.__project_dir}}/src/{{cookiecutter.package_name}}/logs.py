@@ -1,14 +1,17 @@
 {% if cookiecutter.rejection_strategy != "accept_then_close" -%}
 """Logging: this package's lines next to uvicorn's, no credential in any of them,
-and no false ERROR after a denial response."""
+no client-supplied value longer than 200 characters, and no false ERROR after a
+denial response."""
 {%- else -%}
-"""Logging: this package's lines next to uvicorn's, no credential in any of them."""
+"""Logging: this package's lines next to uvicorn's, no credential in any of them,
+and no client-supplied value longer than 200 characters."""
 {%- endif %}
 
 import logging
 import re
-{%- if cookiecutter.rejection_strategy != "accept_then_close" %}
 
+from .clients import loggable
+{%- if cookiecutter.rejection_strategy != "accept_then_close" %}
 from .pre_accept import denial_sent
 {%- endif %}
 
@@ -34,12 +37,22 @@ class RedactQueryCredentials(logging.Filter):
         return True
 
 
+class CutLongValues(logging.Filter):
+    """Cut every text argument of a record to 200 characters: a path, a header or
+    an address a client chose never makes a log line longer than that."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                loggable(arg) if isinstance(arg, str) else arg for arg in record.args
+            )
+        return True
 {%- if cookiecutter.rejection_strategy != "accept_then_close" %}
 
 
 class DropFalseHandshakeError(logging.Filter):
     """Drop uvicorn's "returned without completing handshake" line, but only for a
-    connection this app refused with a denial response (``denial.denial_sent`` is
+    connection this app refused with a denial response (``pre_accept.denial_sent`` is
     set in that connection's task). From an endpoint that really returned without
     answering, the same line still appears at ERROR."""
 
@@ -52,16 +65,13 @@ def configure_logging() -> None:
     """Install the filters on uvicorn's loggers; print ours through its handlers and level."""
     for name, filters in (
 {%- if cookiecutter.rejection_strategy != "accept_then_close" %}
-        ("uvicorn.error", (RedactQueryCredentials, DropFalseHandshakeError)),
+        ("uvicorn.error", (RedactQueryCredentials, DropFalseHandshakeError, CutLongValues)),
 {%- else %}
-        ("uvicorn.error", (RedactQueryCredentials,)),
+        ("uvicorn.error", (RedactQueryCredentials, CutLongValues)),
 {%- endif %}
-        ("uvicorn.access", (RedactQueryCredentials,)),
+        ("uvicorn.access", (RedactQueryCredentials, CutLongValues)),
     ):
-        logger = logging.getLogger(name)
-        for kind in filters:
-            if not any(isinstance(existing, kind) for existing in logger.filters):
-                logger.addFilter(kind())
+        add_filters(logging.getLogger(name), filters)
     package_logger = logging.getLogger(__package__)
     uvicorn_logger = logging.getLogger("uvicorn")
     if uvicorn_logger.handlers and not package_logger.handlers:
@@ -69,3 +79,13 @@ def configure_logging() -> None:
         for handler in uvicorn_logger.handlers:
             package_logger.addHandler(handler)
         package_logger.propagate = False
+    # A logger's filters see only its own records; this package's modules log
+    # through their own loggers, whose records reach these handlers.
+    for handler in package_logger.handlers:
+        add_filters(handler, (CutLongValues,))
+
+
+def add_filters(target: logging.Filterer, filters: tuple[type[logging.Filter], ...]) -> None:
+    for kind in filters:
+        if not any(isinstance(existing, kind) for existing in target.filters):
+            target.addFilter(kind())

@@ -15,7 +15,7 @@ from .admission import Admission
 from .auth import CredentialVerifier
 from .guard import guard_websockets
 from .logs import configure_logging
-from .routes import {% if cookiecutter.browser_demo %}demo, {% endif %}health, tickets
+from .routes import {% if cookiecutter.browser_demo %}demo, {% endif %}health, ready, tickets
 from .routes.echo import add_echo_routes
 from .settings import Settings, load_settings
 from .store import MemoryStore, Store
@@ -70,6 +70,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.admission = admission
     add_echo_routes(app)  # WebSocket routes first: a handshake is matched in order
     app.include_router(health.router)
+    app.include_router(ready.router)
     app.include_router(tickets.router)
     app.include_router(metrics.router)
 {%- if cookiecutter.browser_demo %}
