@@ -316,9 +316,6 @@ class CredentialVerifier:
         self._jwks.refresh_if_stale()
         return "keys"
 
-    async def close(self) -> None:
-        """Nothing of the key fetcher outlives the app (helper-owned; replaced on merge)."""
-
     async def verify(self, credential: bytes) -> Identity | Rejection:
         known = self._verified.get(credential)
         if known is not None:
