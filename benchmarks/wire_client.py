@@ -6,6 +6,7 @@ accept, the frames up to the close frame.
 """
 
 import asyncio
+import base64
 import os
 import random
 import struct
@@ -13,8 +14,6 @@ import time
 from collections.abc import Coroutine, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
-
-from wire import handshake_request  # tests/wire.py: callers put tests/ on sys.path
 
 try:  # uvicorn[standard] brings uvloop: a cheaper client leaves more CPU to the server
     from uvloop import run as _run
@@ -46,6 +45,21 @@ class Outcome:
         if self.status != 101:
             return f"HTTP {self.status}"
         return "echoed" if self.echoed and self.close_code == 1000 else f"close {self.close_code}"
+
+
+def handshake_request(path: str, headers: dict[str, str], port: int) -> bytes:
+    """An RFC 6455 opening handshake with a fresh key."""
+    key = base64.b64encode(os.urandom(16)).decode()
+    lines = [
+        f"GET {path} HTTP/1.1",
+        f"Host: 127.0.0.1:{port}",
+        "Upgrade: websocket",
+        "Connection: Upgrade",
+        f"Sec-WebSocket-Key: {key}",
+        "Sec-WebSocket-Version: 13",
+        *(f"{name}: {value}" for name, value in headers.items()),
+    ]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
 
 def client_frame(opcode: int, payload: bytes) -> bytes:
