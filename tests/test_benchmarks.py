@@ -1,0 +1,74 @@
+"""benchmarks/ keeps working: smoke runs on a freshly baked project, the real runs by hand.
+
+Only the shape of the reports is checked, never a timing: figures from a shared
+test machine mean nothing (benchmarks/README.md says how they are measured).
+"""
+
+import json
+import math
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from helpers import TEMPLATE, clean_env
+
+RUN = TEMPLATE / "benchmarks" / "run.py"
+ROUTES = ["pre-accept", "accept-then-close"]  # the default project has both strategies
+
+
+def run_json(tmp_path: Path, *args: str) -> dict:
+    done = subprocess.run(
+        [sys.executable, str(RUN), *args, "--json", "--workdir", str(tmp_path / "work")],
+        cwd=TEMPLATE, env=clean_env(), capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert done.stdout, done.stderr
+    report = json.loads(done.stdout)
+    report["returncode"] = done.returncode
+    return report
+
+
+def test_benchmark_reports_every_ratio_against_a_baseline(tmp_path: Path) -> None:
+    # The full run takes minutes: python benchmarks/run.py --baseline <revision>
+    report = run_json(tmp_path, "--quick", "--baseline", "HEAD")
+    assert report["returncode"] == 0, report
+    assert report["errors"] == {}
+    comparisons = ["noise floor", "allowed session", "FastAPI endpoint styles", "echo message"]
+    comparisons += ["GET /health", *(f"{route} refusal" for route in ROUTES)]
+    for name in comparisons:
+        result = report[name]
+        assert all(us > 0 for us in result["us"].values()), name
+        assert result["ratios"], name
+        for ratio in result["ratios"].values():
+            assert 0 < ratio["min"] <= ratio["median"] <= ratio["max"], name
+    for route in ROUTES:
+        for project in ("generated", "baseline"):
+            label = f"{project} {route} route"
+            assert label in report["allowed session"]["ratios"]
+            assert label in report[f"{route} refusal"]["ratios"]
+            assert report["held"][label]["kb_per_connection"] > 0
+            answered, sampled = report["held"][label]["echoes"].split("/")
+            assert answered == sampled
+        storm = report["storm"][f"generated {route} route"]
+        assert storm["admitted"] == report["settings"]["storm"]
+        for measure in ("refusal", "allowed", "held connection memory"):
+            assert math.isfinite(report["new/old"][f"{route} {measure}"]["median"])
+    if shutil.which("redis-server"):  # the limits in Redis, next to the same in memory
+        assert len(report["limits in Redis on 127.0.0.1"]["ratios"]) == 2
+
+
+def test_flood_of_refusals_leaks_nothing(tmp_path: Path) -> None:
+    # The full run is 4,000 per path and kind: python benchmarks/run.py --flood
+    report = run_json(tmp_path, "--flood", "--quick")
+    assert report["problems"] == [], report
+    assert report["returncode"] == 0
+    flooded = {key: value for key, value in report.items() if key.startswith("/ws/")}
+    for route in ROUTES:
+        assert f"/ws/{route}/echo missing_token" in flooded
+        assert f"/ws/{route}/admin/echo insufficient_scope" in flooded
+        assert f"/ws/{route}/echo admitted" in flooded
+    for result in flooded.values():
+        assert sum(result["seen"].values()) == 300
+        assert result["unexpected"] == 0
+    assert report["fds_after"] <= report["fds_before"]
+    assert report["connections_open_after"] == 0
