@@ -33,8 +33,7 @@ def not_found_status(url: str, headers: dict[str, str] | None = None) -> int:
     except InvalidStatus as refused:
         return refused.response.status_code
     except ConnectionClosed as closed:
-        assert closed.rcvd is not None
-        return closed.rcvd.code - 4000
+        return (closed.rcvd.code if closed.rcvd else 1006) - 4000
 
 
 def refuse_without_credential(url: str) -> None:

@@ -39,6 +39,7 @@ REFUSED = [
     pytest.param("/ws/rooms/lobby", {}, "missing_token", id="path-parameter"),
     pytest.param("/ws/rooms/lobby", NO_SCOPE, "insufficient_scope", id="scope-at-the-route"),
     pytest.param("/ws/rooms/closed", BEARER, "room_closed", id="rejected-in-the-endpoint"),
+    pytest.param("/ws/rooms/closed", {}, "missing_token", id="rejected-but-not-admissible"),
     pytest.param("/ws/no/such/route", BEARER, "not_found", id="unknown-path"),
 ]
 # (path, headers, the JSON the endpoint sends) of clients it must admit.

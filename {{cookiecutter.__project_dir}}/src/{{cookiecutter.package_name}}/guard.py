@@ -165,6 +165,13 @@ class GuardedConnection:
             await app(self.scope, self.receive, self.send)
 {%- endif %}
         except Rejected as exc:
+            if self._admitted is None and exc.rejection is not NOT_FOUND:
+                # Raised before the endpoint touched the connection: whoever is not
+                # admissible hears the pipeline's refusal, not the route's reason.
+                try:
+                    await self._admit()
+                except Refused:
+                    return
             await self._refuse(exc.rejection)
         except Refused:
             pass  # delivered already
