@@ -4,7 +4,6 @@ import base64
 
 import pytest
 
-from websocket_gatekeeper import paths
 from websocket_gatekeeper.rejections import (
     INVALID_TICKET,
     INVALID_TOKEN,
@@ -70,6 +69,17 @@ ADMITTED = [
     pytest.param({"origin": ALLOWED_ORIGIN}, f"?token={TOKEN}", [], id="allowed-origin"),
 ]
 
-# Every guarded echo endpoint this project has (one per strategy it was generated with).
-ECHO_PATHS = list(paths.ECHO_ENDPOINTS.values())
-ADMIN_ECHO_PATHS = list(paths.ADMIN_ECHO_ENDPOINTS.values())
+# The demo's echo routes, {strategy: path}, one per strategy this project has
+# (routes/echo.py), and their twins needing the "admin" scope.
+PRE_ACCEPT_PREFIX = "/ws/pre-accept"
+ACCEPT_THEN_CLOSE_PREFIX = "/ws/accept-then-close"
+ECHO_ENDPOINTS = {
+    "pre_accept": f"{PRE_ACCEPT_PREFIX}/echo",
+    "accept_then_close": f"{ACCEPT_THEN_CLOSE_PREFIX}/echo",
+}
+ADMIN_ECHO_ENDPOINTS = {
+    "pre_accept": f"{PRE_ACCEPT_PREFIX}/admin/echo",
+    "accept_then_close": f"{ACCEPT_THEN_CLOSE_PREFIX}/admin/echo",
+}
+ECHO_PATHS = list(ECHO_ENDPOINTS.values())
+ADMIN_ECHO_PATHS = list(ADMIN_ECHO_ENDPOINTS.values())

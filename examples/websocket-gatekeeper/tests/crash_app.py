@@ -2,16 +2,15 @@
 
 from fastapi import WebSocket
 
-from websocket_gatekeeper.accept_then_close import (
-    accept_then_close,
-)
 from websocket_gatekeeper.main import app
+from websocket_gatekeeper.requirements import refuse_after_accept
 
 SECRET_DETAIL = "database password is hunter2"
 
 
 @app.websocket_route("/ws/test/crash")
-@accept_then_close()
+@refuse_after_accept
 async def crash(websocket: WebSocket) -> None:
+    await websocket.accept()
     await websocket.receive_text()
     raise RuntimeError(SECRET_DETAIL)

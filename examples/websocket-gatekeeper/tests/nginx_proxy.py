@@ -1,4 +1,11 @@
-"""Debian's nginx, configured with deploy/nginx.conf, in front of a live server."""
+"""Debian's nginx, configured with deploy/nginx.conf, in front of a live server.
+
+nginx cannot bind port 0 and report the port it got, and its only way to take
+over a bound socket (the ``NGINX`` variable of a binary upgrade) needs a master
+process with workers. So it is told a port from ``unreserved_ports()`` (which no
+``bind(0)`` or ``connect()`` elsewhere is handed) and, should another server
+already hold that one, started again on the next.
+"""
 
 import os
 import re
@@ -9,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from live_server import LiveServer, free_port
+from live_server import ADDRESS_IN_USE, PORT_ATTEMPTS, LiveServer, unreserved_ports
 
 CONFIG = Path(__file__).resolve().parents[1] / "deploy" / "nginx.conf"
 
@@ -32,7 +39,7 @@ class NginxProxy:
         self.upstream = upstream
         self.workdir = workdir
         self.host = "127.0.0.1"
-        self.port = free_port()
+        self.port = 0  # chosen in __enter__
         self.process: subprocess.Popen[bytes] | None = None
 
     # The same URLs, HTTP helper and exit as LiveServer (whose interface tests use).
@@ -62,17 +69,30 @@ class NginxProxy:
         return "daemon off;\nmaster_process off;\n" + text
 
     def __enter__(self) -> "NginxProxy":
+        nginx = find_nginx()
+        for self.port in unreserved_ports():
+            if self._start(nginx):
+                return self
+        raise RuntimeError(f"nginx found no free port in {PORT_ATTEMPTS} attempts")
+
+    def _start(self, nginx: str) -> bool:
+        """Start on ``self.port`` and wait for /health; False if that port was taken."""
         path = self.workdir / "nginx.conf"
         path.write_text(self.config())
-        command = [find_nginx(), "-c", str(path), "-p", str(self.workdir), "-e", "stderr"]
-        self.process = subprocess.Popen(command, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 10
+        stderr = self.workdir / "nginx.stderr"
+        with stderr.open("wb") as output:
+            command = [nginx, "-c", str(path), "-p", str(self.workdir), "-e", "stderr"]
+            self.process = subprocess.Popen(command, stderr=output)
+        deadline = time.monotonic() + 20  # nginx itself retries a taken port for 2.5 s
         while self.get("/health")[0] != 200:
             if self.process.poll() is not None or time.monotonic() > deadline:
                 self.stop()
-                raise RuntimeError(f"nginx did not start: {self.process.stderr.read()!r}")  # type: ignore[union-attr]
+                errors = stderr.read_text(errors="replace")
+                if ADDRESS_IN_USE in errors.lower():
+                    return False
+                raise RuntimeError(f"nginx did not start: {errors}")
             time.sleep(0.05)
-        return self
+        return True
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

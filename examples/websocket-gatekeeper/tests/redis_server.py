@@ -1,5 +1,13 @@
-"""A real Redis for the tests: Debian's redis-server on a free port of 127.0.0.1,
-or the one ``REDIS_URL`` names (CI's Redis service container)."""
+"""A real Redis for the tests: Debian's redis-server on 127.0.0.1, or the one
+``REDIS_URL`` names (CI's Redis service container).
+
+redis-server cannot bind port 0 and report the port it got (``--port 0`` turns
+TCP off), and the tests need TCP: the app's ``redis://`` URL, as in production,
+and the ``limits`` library's own storage. So it is told a port from
+``unreserved_ports()`` (which no ``bind(0)`` or ``connect()`` elsewhere is
+handed, so the port stays free while a test has Redis stopped) and, should
+another server already hold that one, started again on the next.
+"""
 
 import os
 import shutil
@@ -13,7 +21,7 @@ import pytest
 from redis import Redis
 from redis.exceptions import RedisError
 
-from live_server import free_port
+from live_server import ADDRESS_IN_USE, PORT_ATTEMPTS, unreserved_ports
 
 MISSING = "REDIS-SERVER NOT FOUND: the Redis tests did NOT run (apt-get install redis-server)"
 
@@ -38,17 +46,29 @@ class RedisServer:
     def __init__(self, workdir: Path, url: str | None = None) -> None:
         self.workdir = workdir
         self.external = url is not None
-        self.port = free_port()
-        self.url = url or f"redis://127.0.0.1:{self.port}/0"
+        self.port = 0  # chosen on the first start, kept for restarts
         self.process: subprocess.Popen[bytes] | None = None
-        self.client = Redis.from_url(self.url, socket_timeout=2, decode_responses=True)
+        self.url = ""  # ours: known once it has a port
+        self.client = Redis(socket_timeout=2, decode_responses=True)  # connects on first use
+        if url is not None:
+            self._use(url)
+
+    def _use(self, url: str) -> None:
+        self.url = url
+        self.client.close()
+        self.client = Redis.from_url(url, socket_timeout=2, decode_responses=True)
 
     def __enter__(self) -> "RedisServer":
         if self.external:
             self.client.flushdb()
-        else:
-            self.start()
-        return self
+            return self
+        redis_server = find_redis()
+        for port in unreserved_ports():
+            self.port = port
+            self._use(f"redis://127.0.0.1:{port}/0")
+            if self._start(redis_server):
+                return self
+        raise RuntimeError(f"redis-server found no free port in {PORT_ATTEMPTS} attempts")
 
     def __exit__(
         self,
@@ -62,20 +82,33 @@ class RedisServer:
         self.client.close()
 
     def start(self) -> None:
+        """Start again on the port of the first start (the app's URL names it)."""
         assert not self.external, "an external Redis cannot be started"
+        if not self._start(find_redis()):
+            raise RuntimeError(f"port {self.port} was taken while redis-server was stopped")
+
+    def _start(self, redis_server: str) -> bool:
+        """Start on ``self.port`` and wait until it answers; False if that port was taken."""
         command = [
-            find_redis(), "--port", str(self.port), "--bind", "127.0.0.1",
+            redis_server, "--port", str(self.port), "--bind", "127.0.0.1",
             "--save", "", "--appendonly", "no", "--dir", str(self.workdir),
         ]  # fmt: skip
-        log = (self.workdir / "redis.log").open("ab")
-        self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        log_path = self.workdir / "redis.log"
+        with log_path.open("ab") as log:
+            logged = log.tell()  # this start's lines come after
+            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 10
         while not self.ping():
             if self.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(
-                    f"redis-server did not start: {(self.workdir / 'redis.log').read_text()}"
-                )
+                self.stop()
+                with log_path.open("rb") as log:
+                    log.seek(logged)
+                    lines = log.read().decode(errors="replace")
+                if ADDRESS_IN_USE in lines.lower():
+                    return False
+                raise RuntimeError(f"redis-server did not start: {lines}")
             time.sleep(0.02)
+        return True
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

@@ -13,14 +13,13 @@ from starlette.testclient import WebSocketDenialResponse
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocketDisconnect
 
-from websocket_gatekeeper import paths
 from websocket_gatekeeper.main import create_app
 from websocket_gatekeeper.settings import Settings
 
-from cases import BEARER
+from cases import ADMIN_ECHO_ENDPOINTS, BEARER, ECHO_ENDPOINTS
 from credentials import IDENTITY, SECOND_IDENTITY, SECOND_TOKEN, TOKEN, WRONG_TOKEN
 
-STRATEGIES = list(paths.ECHO_ENDPOINTS)
+STRATEGIES = list(ECHO_ENDPOINTS)
 ADMITTED = (101, "admitted")
 
 
@@ -97,7 +96,7 @@ def held(client: TestClient, url: str, headers: dict[str, str]) -> Iterator[obje
 @pytest.mark.parametrize("strategy", STRATEGIES)
 def test_rate_limit_refuses_429_with_retry_after(settings: Settings, strategy: str) -> None:
     spy = app_with(settings, handshake_rate_limit="3/minute")
-    url = paths.ECHO_ENDPOINTS[strategy]
+    url = ECHO_ENDPOINTS[strategy]
     with started(spy) as client:
         for _ in range(3):
             assert outcome(client, url, BEARER) == ADMITTED
@@ -112,7 +111,7 @@ def test_rate_limit_refuses_429_with_retry_after(settings: Settings, strategy: s
 @pytest.mark.parametrize("strategy", STRATEGIES)
 def test_rate_limit_is_checked_before_credentials(settings: Settings, strategy: str) -> None:
     spy = app_with(settings, handshake_rate_limit="3/minute")
-    url = paths.ECHO_ENDPOINTS[strategy]
+    url = ECHO_ENDPOINTS[strategy]
     with started(spy) as client:
         # Handshakes without or with a wrong credential spend the address's budget too ...
         assert outcome(client, url) == (401, "missing_token")
@@ -129,7 +128,7 @@ def test_rate_limit_is_checked_before_credentials(settings: Settings, strategy: 
 def test_rate_limit_is_per_client_address(settings: Settings) -> None:
     spy = app_with(settings, handshake_rate_limit="1/minute")
     strategy = STRATEGIES[0]
-    url = paths.ECHO_ENDPOINTS[strategy]
+    url = ECHO_ENDPOINTS[strategy]
     with started(spy, "198.51.100.1") as here:
         assert outcome(here, url, BEARER) == ADMITTED
         assert outcome(here, url, BEARER) == (429, "rate_limited")
@@ -137,14 +136,14 @@ def test_rate_limit_is_per_client_address(settings: Settings) -> None:
         there = TestClient(spy, client=("198.51.100.2", 50000))  # type: ignore[arg-type]
         assert outcome(there, url, BEARER) == ADMITTED
         # The budget is per address, whichever endpoint is asked.
-        for other_url in paths.ECHO_ENDPOINTS.values():
+        for other_url in ECHO_ENDPOINTS.values():
             assert outcome(here, other_url, BEARER) == (429, "rate_limited")
 
 
 def test_rate_limit_off(settings: Settings) -> None:
     spy = app_with(settings, handshake_rate_limit="off")
     with started(spy) as client:
-        for url in paths.ECHO_ENDPOINTS.values():
+        for url in ECHO_ENDPOINTS.values():
             for _ in range(30):
                 assert outcome(client, url, BEARER) == ADMITTED
 
@@ -157,7 +156,7 @@ SECOND = {"authorization": f"Bearer {SECOND_TOKEN}"}
 @pytest.mark.parametrize("strategy", STRATEGIES)
 def test_connections_per_identity_are_capped(settings: Settings, strategy: str) -> None:
     spy = app_with(settings, max_connections_per_identity=2)
-    url = paths.ECHO_ENDPOINTS[strategy]
+    url = ECHO_ENDPOINTS[strategy]
     with started(spy) as client, held(client, url, BEARER), held(client, url, BEARER):
         assert outcome(client, url, BEARER) == (429, "too_many_connections")
         # Through any channel: a query token is the same identity.
@@ -167,14 +166,14 @@ def test_connections_per_identity_are_capped(settings: Settings, strategy: str) 
 
 
 def test_the_cap_counts_connections_on_every_endpoint(settings: Settings) -> None:
-    spy = app_with(settings, max_connections_per_identity=len(paths.ECHO_ENDPOINTS))
+    spy = app_with(settings, max_connections_per_identity=len(ECHO_ENDPOINTS))
     with started(spy) as client:
         with ExitStack() as connections:
-            for url in paths.ECHO_ENDPOINTS.values():  # one connection on each endpoint
+            for url in ECHO_ENDPOINTS.values():  # one connection on each endpoint
                 connections.enter_context(held(client, url, BEARER))
-            for url in [*paths.ECHO_ENDPOINTS.values(), *paths.ADMIN_ECHO_ENDPOINTS.values()]:
+            for url in [*ECHO_ENDPOINTS.values(), *ADMIN_ECHO_ENDPOINTS.values()]:
                 assert outcome(client, url, BEARER) == (429, "too_many_connections")
-        for url in paths.ECHO_ENDPOINTS.values():  # all given back
+        for url in ECHO_ENDPOINTS.values():  # all given back
             assert outcome(client, url, BEARER) == ADMITTED
 
 
@@ -184,7 +183,7 @@ def test_the_slot_is_given_back_however_the_connection_ends(
     settings: Settings, strategy: str, ending: str
 ) -> None:
     spy = app_with(settings, max_connections_per_identity=1)
-    url = paths.ECHO_ENDPOINTS[strategy]
+    url = ECHO_ENDPOINTS[strategy]
     with started(spy) as client:
         for _ in range(3):  # the one slot, taken and given back again and again
             with held(client, url, BEARER) as ws:
@@ -202,7 +201,7 @@ def test_the_slot_is_given_back_however_the_connection_ends(
 def test_cap_off(settings: Settings) -> None:
     spy = app_with(settings, max_connections_per_identity=None)
     strategy = STRATEGIES[0]
-    url = paths.ECHO_ENDPOINTS[strategy]
+    url = ECHO_ENDPOINTS[strategy]
     with (
         started(spy) as client,
         held(client, url, BEARER),
@@ -248,13 +247,13 @@ def test_a_ticket_admits_one_handshake_as_the_identity_that_asked(
     settings: Settings, strategy: str
 ) -> None:
     spy = app_with(settings)
-    url = paths.ECHO_ENDPOINTS[strategy]
+    url = ECHO_ENDPOINTS[strategy]
     with started(spy) as client:
         ticket = ticket_for(client, SECOND_TOKEN)
         assert outcome(client, f"{url}?ticket={ticket}") == ADMITTED
         assert spy.last_user() == (SECOND_IDENTITY, [])
         # Used up: refused on this endpoint and on every other one.
-        for other_url in paths.ECHO_ENDPOINTS.values():
+        for other_url in ECHO_ENDPOINTS.values():
             assert outcome(client, f"{other_url}?ticket={ticket}") == (
                 403,
                 "invalid_ticket",
@@ -264,7 +263,7 @@ def test_a_ticket_admits_one_handshake_as_the_identity_that_asked(
 @pytest.mark.parametrize("strategy", STRATEGIES)
 def test_a_ticket_carries_the_scopes_of_who_asked(settings: Settings, strategy: str) -> None:
     spy = app_with(settings)
-    admin_url = paths.ADMIN_ECHO_ENDPOINTS[strategy]
+    admin_url = ADMIN_ECHO_ENDPOINTS[strategy]
     with started(spy) as client:
         ticket = ticket_for(client, TOKEN)
         assert outcome(client, f"{admin_url}?ticket={ticket}") == ADMITTED
@@ -289,7 +288,7 @@ def test_ticket_requests_count_against_the_address_rate(settings: Settings) -> N
 def test_a_ticket_holds_a_slot_like_any_connection(settings: Settings) -> None:
     spy = app_with(settings, max_connections_per_identity=1)
     strategy = STRATEGIES[0]
-    url = paths.ECHO_ENDPOINTS[strategy]
+    url = ECHO_ENDPOINTS[strategy]
     with started(spy) as client:
         ticket = ticket_for(client, TOKEN)
         with held(client, url, BEARER):

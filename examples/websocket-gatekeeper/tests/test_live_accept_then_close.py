@@ -7,10 +7,9 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from websocket_gatekeeper.paths import ECHO_ENDPOINTS
 from websocket_gatekeeper.rejections import Rejection
 
-from cases import BEARER, REFUSED, subprotocols_for
+from cases import BEARER, ECHO_ENDPOINTS, REFUSED, subprotocols_for
 from credentials import TOKEN
 from live_server import LiveServer
 

@@ -8,13 +8,9 @@ import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
-from websocket_gatekeeper.paths import (
-    ECHO_ENDPOINTS,
-    PRE_ACCEPT_PREFIX,
-)
 from websocket_gatekeeper.rejections import Rejection
 
-from cases import BEARER, REFUSED, subprotocols_for
+from cases import BEARER, ECHO_ENDPOINTS, PRE_ACCEPT_PREFIX, REFUSED, subprotocols_for
 from credentials import TOKEN
 from live_server import LiveServer
 from wire import exchange, handshake_request

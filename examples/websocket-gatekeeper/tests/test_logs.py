@@ -10,9 +10,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
-from websocket_gatekeeper.paths import ECHO_ENDPOINTS
-
-from cases import BEARER
+from cases import BEARER, ECHO_ENDPOINTS
 from credentials import TOKEN
 from live_server import LiveServer
 
@@ -24,6 +22,18 @@ def refused_status(url: str, headers: dict[str, str] | None = None) -> int:
     with pytest.raises(InvalidStatus) as info, connect(url, additional_headers=headers):
         pass
     return info.value.response.status_code
+
+
+def not_found_status(url: str, headers: dict[str, str] | None = None) -> int:
+    """The status of an unknown path's refusal: HTTP, or after accept 4000 + status."""
+    try:
+        with connect(url, additional_headers=headers) as ws:
+            while True:
+                ws.recv(timeout=5)
+    except InvalidStatus as refused:
+        return refused.response.status_code
+    except ConnectionClosed as closed:
+        return (closed.rcvd.code if closed.rcvd else 1006) - 4000
 
 
 def refuse_without_credential(url: str) -> None:
@@ -38,7 +48,7 @@ def test_refusals_leave_no_false_error_but_a_broken_endpoint_still_does(tmp_path
     # Plain `uvicorn app` picks websockets-sansio, whose denial path logs a false
     # ERROR (upstream bug); logs.py drops it for connections the app refused.
     with LiveServer(tmp_path, ws="websockets-sansio", app="broken_app:app") as server:
-        assert refused_status(f"{server.ws_url}/ws/no-such-endpoint", BEARER) == 404
+        assert not_found_status(f"{server.ws_url}/ws/no-such-endpoint", BEARER) == 404
         for path in ECHO_ENDPOINTS.values():  # whatever else refuses before accepting
             refuse_without_credential(server.ws_url + path)
         time.sleep(0.2)
@@ -55,7 +65,7 @@ def test_credentials_in_query_strings_are_redacted(tmp_path: Path) -> None:
             with connect(f"{server.ws_url}{path}?token={TOKEN}") as ws:
                 ws.send("hi")
                 assert ws.recv(timeout=5) == "hi"
-        refused_status(f"{server.ws_url}/ws/no-such-endpoint?ticket=some-ticket-value")
+        not_found_status(f"{server.ws_url}/ws/no-such-endpoint?ticket=some-ticket-value")
         time.sleep(0.2)
     assert TOKEN not in server.log
     assert "some-ticket-value" not in server.log
@@ -71,7 +81,7 @@ def test_fastapi_run_serves_the_same_app(tmp_path: Path) -> None:
     command = [fastapi, "run", "--host", "127.0.0.1", "--port", "{port}"]
     with LiveServer(tmp_path, command=command) as server:
         assert server.get("/health")[0] == 200
-        assert refused_status(f"{server.ws_url}/ws/no-such-endpoint", BEARER) == 404
+        assert not_found_status(f"{server.ws_url}/ws/no-such-endpoint", BEARER) == 404
         for path in ECHO_ENDPOINTS.values():
             with connect(server.ws_url + path, additional_headers=BEARER) as ws:
                 ws.send("via fastapi run")

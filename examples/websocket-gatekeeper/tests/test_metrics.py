@@ -25,9 +25,8 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
 from websocket_gatekeeper import __main__ as launcher
-from websocket_gatekeeper.paths import ECHO_ENDPOINTS
 
-from cases import BEARER
+from cases import BEARER, ECHO_ENDPOINTS
 from live_server import PACKAGE, LiveServer
 from nginx_proxy import NginxProxy, find_nginx
 
@@ -99,15 +98,6 @@ def test_refusals_admissions_and_handshake_time_are_counted(client: TestClient) 
         assert refusals(after, strategy, code) - refusals(before, strategy, code) == 3
         assert admissions(after, strategy) - admissions(before, strategy) == 1
         assert handshakes_timed(after, strategy) - handshakes_timed(before, strategy) == 4
-
-
-def test_unknown_paths_are_counted_as_the_routers_refusals(client: TestClient) -> None:
-    before = scrape(client)
-    with pytest.raises(WebSocketDenialResponse) as refused:
-        client.websocket_connect("/nowhere", headers=dict(BEARER)).__enter__()
-    assert refused.value.status_code == 404
-    after = scrape(client)
-    assert refusals(after, "router", "not_found") - refusals(before, "router", "not_found") == 1
 
 
 def test_open_connections_go_up_and_back_down(client: TestClient) -> None:

@@ -7,23 +7,16 @@ from starlette.testclient import WebSocketDenialResponse
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocketDisconnect
 
-from websocket_gatekeeper.denial import (
-    CACHED_DENIALS,
-    denial_messages,
-)
+from websocket_gatekeeper import pre_accept
 from websocket_gatekeeper.main import create_app
-from websocket_gatekeeper.paths import (
-    ADMIN_ECHO_ENDPOINTS,
-    ECHO_ENDPOINTS,
-    PRE_ACCEPT_PREFIX,
-)
+from websocket_gatekeeper.pre_accept import CACHED_DENIALS, denial_messages
 from websocket_gatekeeper.rejections import (
     INSUFFICIENT_SCOPE,
     Rejection,
 )
 from websocket_gatekeeper.settings import Settings
 
-from cases import BEARER, REFUSED
+from cases import ADMIN_ECHO_ENDPOINTS, BEARER, ECHO_ENDPOINTS, PRE_ACCEPT_PREFIX, REFUSED
 from credentials import IDENTITY, SECOND_TOKEN
 
 ECHO = ECHO_ENDPOINTS["pre_accept"]
@@ -150,6 +143,4 @@ def test_denials_for_per_request_rejections_are_not_cached_without_bound() -> No
         start, body = denial_messages(rejection)
         assert start["status"] == 429
         assert str(seconds).encode() in body["body"]
-    from websocket_gatekeeper import denial
-
-    assert len(denial._denials) <= CACHED_DENIALS
+    assert len(pre_accept._denials) <= CACHED_DENIALS

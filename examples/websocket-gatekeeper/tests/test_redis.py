@@ -25,10 +25,9 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect as connect_sync
 
-from websocket_gatekeeper.paths import ECHO_ENDPOINTS
 from websocket_gatekeeper.store_redis import RedisStore
 
-from cases import BEARER
+from cases import BEARER, ECHO_ENDPOINTS
 from credentials import IDENTITY, SECOND_IDENTITY, SECOND_TOKEN
 from live_server import LiveServer
 from redis_server import RedisServer, find_redis

@@ -44,6 +44,10 @@ def test_origin_is_normalized_like_browsers_send_it() -> None:
         ("WS_MAX_CONNECTIONS_PER_IDENTITY", "off", None),
         ("WS_MAX_CONNECTIONS_PER_IDENTITY", "3", 3),
         ("WS_LIMITS_STORAGE_URL", "redis://cache:6379/2", "redis://cache:6379/2"),
+        ("WS_HANDSHAKE_TIMEOUT_SECONDS", "2.5", 2.5),
+        ("WS_MAX_OPEN_CONNECTIONS", "auto", None),
+        ("WS_MAX_OPEN_CONNECTIONS", "5000", 5000),
+        ("WS_MAX_TRACKED_ADDRESSES", "20000", 20_000),
     ],
 )
 def test_limits_settings(
@@ -61,6 +65,9 @@ def test_limits_settings(
         ("WS_LIMITS_STORAGE_URL", "postgres://db", "neither memory:// nor a redis://"),
         ("WS_ALLOWED_ORIGINS", "*", "is not an exact origin"),
         ("WS_MAX_CONNECTIONS_PER_IDENTITY", "0", "greater than or equal to 1"),
+        ("WS_HANDSHAKE_TIMEOUT_SECONDS", "0", "greater than 0"),
+        ("WS_MAX_OPEN_CONNECTIONS", "none", "valid integer"),
+        ("WS_MAX_TRACKED_ADDRESSES", "10", "greater than or equal to 100"),
     ],
 )
 def test_a_bad_value_is_one_clean_line(
@@ -74,6 +81,13 @@ def test_a_bad_value_is_one_clean_line(
     assert line.startswith(f"  {name}: ")
     assert words in line
     assert "Value error" not in message  # pydantic's prefix is not for people
+
+
+def test_below_the_app_defaults() -> None:
+    settings = Settings(_env_file=None)
+    assert settings.handshake_timeout_seconds == 10
+    assert settings.max_open_connections is None  # auto: from the descriptor limit
+    assert settings.max_tracked_addresses == 100_000
 
 
 def run_app(tmp_path: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:

@@ -1,12 +1,15 @@
 """The in-memory store: leases, tickets, and the rate counters."""
 
+import asyncio
 import random
 import time
+from collections.abc import Callable
 
 import pytest
 from limits import parse, parse_many
 
 from websocket_gatekeeper import store as store_module
+from websocket_gatekeeper.settings import Settings
 from websocket_gatekeeper.store import (
     MAX_OPEN_TICKETS,
     MemoryStore,
@@ -74,7 +77,58 @@ def test_idle_clients_counters_are_swept(monkeypatch: pytest.MonkeyPatch) -> Non
     limit = (parse("5/second"),)
     for number in range(1000):
         counters.hit(limit, (f"10.0.{number}",))
-    assert len(counters._windows) == 1000
-    clock[0] += 2.5  # both windows of every idle client have passed
-    counters.hit(limit, ("10.9.9",))
-    assert len(counters._windows) == 1
+    assert len(counters) == 1000
+    clock[0] += 1.5  # the current window of each has passed, its count still weighs
+    assert counters.sweep(clock[0], 10_000) == 0
+    clock[0] += 1.0  # both windows of every idle client have passed
+    counters.hit(limit, ("10.9.9",))  # a client seen since: kept
+    assert counters.sweep(clock[0], 300) == 300  # a batch at a time
+    assert len(counters) == 701
+    while counters.sweep(clock[0], 300) == 300:
+        pass
+    assert len(counters) == 1
+
+
+def test_tracked_addresses_are_bounded_least_recently_seen_first() -> None:
+    counters = SlidingWindowCounters(max_keys=3)
+    limit = (parse("1/minute"),)
+    for address in ("a", "b", "c"):
+        assert counters.hit(limit, (address,)) == 0
+    assert counters.hit(limit, ("a",)) > 0  # seen again: now the most recent
+    assert counters.hit(limit, ("d",)) == 0  # forgets "b", the least recently seen
+    assert len(counters) == 3
+    assert counters.hit(limit, ("a",)) > 0  # still counted
+    assert counters.hit(limit, ("b",)) == 0  # forgotten: a fresh budget
+    many = SlidingWindowCounters(max_keys=100)
+    for number in range(1000):
+        many.hit(limit, (f"10.0.{number}",))
+        assert len(many) <= 100
+
+
+def test_the_bound_is_a_setting(settings: Settings) -> None:
+    assert settings.max_tracked_addresses == 100_000
+    assert MemoryStore(max_tracked_addresses=500)._counters.max_keys == 500
+
+
+async def test_expired_state_leaves_without_traffic(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(store_module, "SWEEP_INTERVAL", 0.05)
+    store = MemoryStore()
+    await store.start()
+    try:
+        await store.put_ticket("short", HOLDER, 1)
+        await store.put_ticket("long", HOLDER, 30)
+        await store.hit((parse("5/second"),), "handshakes", "192.0.2.1")
+        assert len(store._tickets) == 2
+        assert len(store._counters) == 1
+        # No POST, no handshake: the store sweeps itself.
+        await wait_until(lambda: len(store._tickets) == 1 and not len(store._counters))
+        assert list(store._tickets) == ["long"]
+    finally:
+        await store.close()
+
+
+async def wait_until(condition: Callable[[], bool], seconds: float = 10) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "not within the deadline"
+        await asyncio.sleep(0.05)

@@ -4,17 +4,27 @@ Run ``python -m`` on this package with ``--help``, or ``token --help``.
 """
 
 import argparse
+import gc
 import os
 import shutil
 import sys
 import tempfile
 
 import uvicorn
+from starlette.types import ASGIApp
 
+from . import server
 from .auth import add_token_command
+from .clients import ForwardedClients
 from .settings import load_settings
 
 METRICS_DIR_PREFIX = "websocket-metrics-"  # a folder of this launcher's, removed at exit
+
+# Each open connection holds about 120 objects the garbage collector tracks; at
+# CPython's default threshold (700 allocations) a storm of reconnecting clients
+# spends much of its CPU in collections (docs/performance.md). A higher threshold
+# makes collections rarer, each one longer.
+GC_THRESHOLD = 10_000
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -25,16 +35,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument(
+        "--fd", type=int, help="serve on this already-bound socket instead of --host/--port"
+    )
     add_token_command(parser.add_subparsers(title="commands"))
     args = parser.parse_args(argv)
     if hasattr(args, "run"):
         args.run(args)
     else:
-        serve(args.host, args.port, args.workers)
+        serve(args.host, args.port, args.workers, args.fd)
 
 
-def serve(host: str, port: int, workers: int) -> None:
+def serve(host: str, port: int, workers: int, fd: int | None = None) -> None:
     settings = load_settings()  # fail fast, before uvicorn starts, on a bad configuration
+    server.configure(settings)  # ... and on a bound the descriptor limit cannot hold
     metrics_dir = None
     if workers > 1:
         if settings.limits_storage_url == "memory://":
@@ -49,26 +63,40 @@ def serve(host: str, port: int, workers: int) -> None:
             os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     try:
         uvicorn.run(
-            "websocket_gatekeeper.main:app",
+            "websocket_gatekeeper.__main__:served_app",
+            factory=True,
             host=host,
             port=port,
+            fd=fd,
             workers=workers,
             # h11 refuses request heads over 16 KB with a 400; httptools (uvicorn's
             # default when installed) buffers heads of any size, e.g. a 10 MB header.
-            http="h11",
+            # server.py adds a deadline for heads and a bound on open connections.
+            http="websocket_gatekeeper.server:GuardedH11Protocol",
             # uvicorn's default ("websockets-sansio") logs a false "ASGI callable returned
             # without completing handshake" ERROR after every denial response (logs.py
             # drops it) and leaves oversized handshakes unanswered; wsproto does neither.
             ws="wsproto",
             # Refuse oversized frames in the protocol layer, before they are buffered.
             ws_max_size=settings.max_message_bytes,
-            # Client addresses (rate limits, logs) from X-Forwarded-For, but only
-            # when the peer is in FORWARDED_ALLOW_IPS (default: 127.0.0.1).
-            proxy_headers=True,
+            # served_app reads X-Forwarded-For itself: uvicorn's own reading takes any
+            # text as the client's address.
+            proxy_headers=False,
         )
     finally:
         if metrics_dir is not None:
             shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def served_app() -> ASGIApp:
+    """What each server process runs; uvicorn calls it once per worker."""
+    from .main import app  # imported here: it builds the app from the settings
+
+    gc.set_threshold(GC_THRESHOLD, *gc.get_threshold()[1:])
+    server.configure(app.state.settings)
+    # Client addresses (rate limits, logs) from X-Forwarded-For, when the peer is
+    # in FORWARDED_ALLOW_IPS (default: 127.0.0.1,::1) and the value a valid address.
+    return ForwardedClients(app)
 
 
 if __name__ == "__main__":

@@ -6,10 +6,10 @@ client address -> credential (header, subprotocol, ticket or query) -> scopes
 the route requires -> open connections per identity. The result is either a
 ``Rejection`` or an ``Admitted`` connection carrying its identity.
 
-The delivery (before or after the handshake is accepted) asks this pipeline and
-decides only *how* a refusal reaches the client. Replace or extend
-``Admission._decide`` with your own rules; it runs for every handshake,
-including hostile ones, so keep it cheap.
+The guard (``guard.py``) asks this pipeline once per connection, with the
+requirements the route declares, and decides only *how* a refusal reaches the
+client. To plug in your own rules or user lookup, see docs/identity.md; this runs
+for every handshake, including hostile ones, so keep it cheap.
 """
 
 import hashlib
@@ -26,6 +26,7 @@ from starlette.types import Scope
 
 from . import metrics
 from .auth import CredentialVerifier
+from .clients import client_address, client_host
 from .credentials import bearer_token, presented
 from .identity import Identity, User
 from .rejections import (
@@ -33,14 +34,13 @@ from .rejections import (
     INSUFFICIENT_SCOPE,
     INVALID_TICKET,
     MISSING_TOKEN,
-    NOT_FOUND,
-    OPAQUE,
     ORIGIN_NOT_ALLOWED,
     STORE_UNAVAILABLE,
     TOO_MANY_CONNECTIONS,
     Rejection,
     rate_limited,
 )
+from .requirements import Requirements
 from .settings import Settings
 from .store import Lease, Store, StoreUnavailable, Ticket
 
@@ -50,16 +50,23 @@ logger = logging.getLogger(__name__)
 # size, so the pipeline sets the limit itself (browsers send about 1-2 KB).
 MAX_HEADER_BYTES = 16 * 1024
 TICKET_SECONDS = 30
-NO_SCOPES: frozenset[str] = frozenset()
 
 
 @dataclass(slots=True)
 class Admitted:
     """A connection the pipeline let in: who it is, and the slot it holds."""
 
-    identity: Identity
+    identity: Identity | None  # None on a public route
     lease: Lease | None  # None when connections per identity are not capped
     select_bearer: bool  # the credential came as a subprotocol: accept "bearer"
+
+    @property
+    def name(self) -> str:
+        """Who, for log lines."""
+        return "anonymous" if self.identity is None else self.identity.user.identity
+
+
+PUBLIC = Admitted(None, None, select_bearer=False)
 
 
 class Admission:
@@ -70,42 +77,26 @@ class Admission:
         self._origins = frozenset(origin.encode("latin-1") for origin in settings.allowed_origins)
         self._rate_limits = parse_rate_limits(settings.handshake_rate_limit)
         self._cap = settings.max_connections_per_identity
-        self._opaque = settings.opaque_refusals
+        # Refuse like a path that does not exist (the guard delivers it so).
+        self.opaque = settings.opaque_refusals
 
     async def admit(
-        self, scope: Scope, strategy: str, required_scopes: frozenset[str] = NO_SCOPES
+        self, scope: Scope, requirements: Requirements, strategy: str
     ) -> Admitted | Rejection:
-        """Decide on one handshake; log and count the outcome once."""
+        """Decide on one handshake; log and count an admission (the guard, a refusal)."""
         started = time.perf_counter()
-        outcome = await self._decide(scope, required_scopes)
+        outcome = await self._decide(scope, requirements)
         metrics.observe_handshake(strategy, time.perf_counter() - started)
-        if isinstance(outcome, Rejection):
-            return self.refused(scope, strategy, outcome)
-        metrics.count_admission(strategy)
-        if logger.isEnabledFor(logging.INFO):
-            logger.info(
-                "admitted WebSocket %s from %s as %s",
-                scope["path"],
-                client_address(scope),
-                outcome.identity.user.identity,
-            )
+        if isinstance(outcome, Admitted):
+            metrics.count_admission(strategy)
+            if logger.isEnabledFor(logging.INFO):
+                logger.info(
+                    "admitted WebSocket %s from %s as %s",
+                    scope["path"],
+                    client_address(scope),
+                    outcome.name,
+                )
         return outcome
-
-    def refused(self, scope: Scope, strategy: str, rejection: Rejection) -> Rejection:
-        """Log and count a refusal; return what the client may be told."""
-        metrics.count_refusal(strategy, rejection.code)
-        if logger.isEnabledFor(logging.INFO):
-            # The path only, never the query string: it may carry a credential.
-            logger.info(
-                "refused WebSocket %s from %s: %s",
-                scope["path"],
-                client_address(scope),
-                rejection.code,
-            )
-        return OPAQUE if self._opaque else rejection
-
-    def refuse_unknown_path(self, scope: Scope) -> Rejection:
-        return self.refused(scope, "router", NOT_FOUND)
 
     async def release(self, admitted: Admitted) -> None:
         """Give back what admission took; called once when the connection ends."""
@@ -155,7 +146,7 @@ class Admission:
             return STORE_UNAVAILABLE  # fail closed: a ticket nobody can redeem is useless
         return ticket, seconds, holder.identity
 
-    async def _decide(self, scope: Scope, required_scopes: frozenset[str]) -> Admitted | Rejection:
+    async def _decide(self, scope: Scope, requirements: Requirements) -> Admitted | Rejection:
         # One pass over the raw ASGI headers (servers lower-case the names).
         size = 0
         foreign_origin = False
@@ -176,6 +167,8 @@ class Admission:
             wait = await self._rate_limited(scope)
             if wait:
                 return rate_limited(wait)
+        if requirements.public:
+            return PUBLIC
 
         offered = presented(authorization, scope.get("subprotocols") or [], scope["query_string"])
         if offered.ticket is not None:
@@ -186,7 +179,8 @@ class Admission:
             return MISSING_TOKEN
         if isinstance(identity, Rejection):
             return identity
-        if required_scopes and not required_scopes.issubset(identity.auth.scopes):
+        required = requirements.scopes
+        if required and not required.issubset(identity.auth.scopes):
             return INSUFFICIENT_SCOPE
 
         lease = None
@@ -226,15 +220,3 @@ def parse_rate_limits(value: str) -> tuple[RateLimitItem, ...]:
 def ticket_key(ticket: str) -> str:
     # The store keeps a digest, so whoever can read the store cannot use a ticket.
     return hashlib.sha256(ticket.encode("utf-8", "surrogatepass")).hexdigest()
-
-
-def client_host(scope: Scope) -> str:
-    # The peer address, or the client's behind a proxy listed in uvicorn's
-    # --forwarded-allow-ips: never a header an arbitrary client could forge.
-    client = scope.get("client")
-    return client[0] if client else "unknown"
-
-
-def client_address(scope: Scope) -> str:
-    client = scope.get("client")
-    return f"{client[0]}:{client[1]}" if client else "unknown"

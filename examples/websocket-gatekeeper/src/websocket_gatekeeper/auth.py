@@ -106,6 +106,13 @@ class CredentialVerifier:
     async def start(self) -> None:
         """Nothing to load: the tokens come from the settings."""
 
+    async def close(self) -> None:
+        """Nothing runs in the background."""
+
+    def readiness(self) -> str | None:
+        """The part that is not ready (GET /ready), or None: tokens are always there."""
+        return None
+
     async def verify(self, credential: bytes) -> Identity | Rejection:
         candidate = _digest(credential)
         found: Identity | Rejection = INVALID_TOKEN

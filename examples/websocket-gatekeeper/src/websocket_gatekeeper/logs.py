@@ -1,10 +1,12 @@
 """Logging: this package's lines next to uvicorn's, no credential in any of them,
-and no false ERROR after a denial response."""
+no client-supplied value longer than 200 characters, and no false ERROR after a
+denial response."""
 
 import logging
 import re
 
-from .denial import denial_sent
+from .clients import loggable
+from .pre_accept import denial_sent
 
 # uvicorn logs every WebSocket path with its query string, where simple clients
 # put ?token= and browsers ?ticket=: cut the values out before they are written.
@@ -26,9 +28,21 @@ class RedactQueryCredentials(logging.Filter):
         return True
 
 
+class CutLongValues(logging.Filter):
+    """Cut every text argument of a record to 200 characters: a path, a header or
+    an address a client chose never makes a log line longer than that."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                loggable(arg) if isinstance(arg, str) else arg for arg in record.args
+            )
+        return True
+
+
 class DropFalseHandshakeError(logging.Filter):
     """Drop uvicorn's "returned without completing handshake" line, but only for a
-    connection this app refused with a denial response (``denial.denial_sent`` is
+    connection this app refused with a denial response (``pre_accept.denial_sent`` is
     set in that connection's task). From an endpoint that really returned without
     answering, the same line still appears at ERROR."""
 
@@ -39,13 +53,10 @@ class DropFalseHandshakeError(logging.Filter):
 def configure_logging() -> None:
     """Install the filters on uvicorn's loggers; print ours through its handlers and level."""
     for name, filters in (
-        ("uvicorn.error", (RedactQueryCredentials, DropFalseHandshakeError)),
-        ("uvicorn.access", (RedactQueryCredentials,)),
+        ("uvicorn.error", (RedactQueryCredentials, DropFalseHandshakeError, CutLongValues)),
+        ("uvicorn.access", (RedactQueryCredentials, CutLongValues)),
     ):
-        logger = logging.getLogger(name)
-        for kind in filters:
-            if not any(isinstance(existing, kind) for existing in logger.filters):
-                logger.addFilter(kind())
+        add_filters(logging.getLogger(name), filters)
     package_logger = logging.getLogger(__package__)
     uvicorn_logger = logging.getLogger("uvicorn")
     if uvicorn_logger.handlers and not package_logger.handlers:
@@ -53,3 +64,13 @@ def configure_logging() -> None:
         for handler in uvicorn_logger.handlers:
             package_logger.addHandler(handler)
         package_logger.propagate = False
+    # A logger's filters see only its own records; this package's modules log
+    # through their own loggers, whose records reach these handlers.
+    for handler in package_logger.handlers:
+        add_filters(handler, (CutLongValues,))
+
+
+def add_filters(target: logging.Filterer, filters: tuple[type[logging.Filter], ...]) -> None:
+    for kind in filters:
+        if not any(isinstance(existing, kind) for existing in target.filters):
+            target.addFilter(kind())

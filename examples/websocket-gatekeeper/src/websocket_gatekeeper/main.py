@@ -4,36 +4,29 @@ Served by ``python -m`` on this package (the recommended uvicorn options, see
 ``__main__.py``), by ``uvicorn <package>.main:app``, or by ``fastapi run``.
 """
 
-import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from . import endpoints, metrics
+from . import metrics
 from .admission import Admission
 from .auth import CredentialVerifier
+from .guard import guard_websockets
 from .logs import configure_logging
-from .not_found import refuse_unknown_websocket_paths
-from .routes import demo, health, tickets
+from .routes import demo, health, ready, tickets
+from .routes.echo import add_echo_routes
 from .settings import Settings, load_settings
 from .store import MemoryStore, Store
 from .store_redis import RedisStore
 
 logger = logging.getLogger(__name__)
 
-# Each open connection holds about 120 objects the garbage collector tracks; at
-# CPython's default threshold (700 allocations) a storm of 10,000 reconnecting
-# clients spent seconds of CPU in collections. At 10,000 the storm was admitted
-# in 1.03-1.13x a raw ASGI app's time instead of 1.62-1.80x (docs/benchmarks.md);
-# the price is rarer but longer collections (tens of ms under such a storm).
-GC_THRESHOLD = 10_000
-
 # FastAPI (0.16x) looks up OpenTelemetry's providers on every request and every
-# WebSocket handshake, even with no OpenTelemetry SDK installed: about a tenth of
-# what a refused handshake costs this app (docs/benchmarks.md). This service
-# reports through /metrics and its logs; to trace it with OpenTelemetry, remove this.
+# WebSocket handshake, even with no OpenTelemetry SDK installed, a measurable share
+# of a refused handshake (docs/performance.md). This service reports through
+# /metrics and its logs; to trace it with OpenTelemetry, remove this.
 NO_TELEMETRY = {"tracing": False, "metrics": False, "logs": False}
 
 
@@ -53,15 +46,15 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             "List your pages' origins, e.g. WS_ALLOWED_ORIGINS=http://127.0.0.1:8000 "
             "(cp .env.example .env sets that for local development)"
         )
-    collecting = gc.get_threshold()
-    gc.set_threshold(GC_THRESHOLD, *collecting[1:])
     await admission.store.start()
     try:
         await admission.verifier.start()
-        yield
+        try:
+            yield
+        finally:
+            await admission.verifier.close()
     finally:
         await admission.store.close()
-        gc.set_threshold(*collecting)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -75,13 +68,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.admission = admission
-    # WebSocket routes first: a handshake is matched against the routes in order.
-    endpoints.install(app)
+    add_echo_routes(app)  # WebSocket routes first: a handshake is matched in order
     app.include_router(health.router)
+    app.include_router(ready.router)
     app.include_router(tickets.router)
     app.include_router(metrics.router)
     app.include_router(demo.router)  # GET /: what a browser sees when refused or admitted
-    refuse_unknown_websocket_paths(app, admission)
+    # Every WebSocket route, these and any added later, is admitted by the guard.
+    guard_websockets(app, admission)
     return app
 
 

@@ -1,72 +1,61 @@
-"""Pre-accept denial: refuse a WebSocket handshake with a real HTTP response.
+"""Pre-accept delivery: a refusal before the handshake is an HTTP response, not ``101``.
 
-A pure ASGI middleware. It sees ``websocket`` scopes before any routing, asks the
-admission pipeline, and answers a refusal with an HTTP status and JSON body
-instead of ``101 Switching Protocols`` (``denial.py``). An admitted connection
-goes on to the app with ``scope["user"]`` and ``scope["auth"]`` set. HTTP and
-lifespan traffic pass through untouched.
-
-(``@app.middleware("http")`` would not work here: it never sees WebSocket scopes.)
+Uses the ASGI "WebSocket Denial Response" extension (``websocket.http.response``),
+which uvicorn, hypercorn, granian and Starlette's TestClient announce in
+``scope["extensions"]``. A server without it (daphne) would ignore a denial and
+leave the client hanging, so there a close is sent instead: a bare 403 at once.
+A refusal after the endpoint accepted (an expired credential, or ``Rejected``
+raised later in the conversation) can only be a close frame: ``4000 + status``,
+with the code as reason.
 """
 
-from collections.abc import Mapping
+from contextvars import ContextVar
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Scope, Send
 
-from .admission import NO_SCOPES, Admission
-from .credentials import BEARER_SUBPROTOCOL
-from .denial import send_denial
-from .lifetime import ConnectionLifetime
-from .rejections import Rejection
+from .rejections import Rejection, close_message, refusal_body
 
+DENIAL_EXTENSION = "websocket.http.response"
+POLICY_VIOLATION = 1008  # the server turns a close before accept into a bare 403 anyway
+CACHED_DENIALS = 256  # kinds of refusal whose messages are kept; there are a handful
 
-class PreAcceptGuard:
-    """Refuse WebSocket handshakes under ``path_prefix`` that admission rejects.
+# Set in the task that served a connection once a denial was sent on it. logs.py
+# reads it to drop uvicorn's false "returned without completing handshake" ERROR
+# for exactly that connection, and only that one.
+denial_sent: ContextVar[bool] = ContextVar("denial_sent", default=False)
 
-    ``scopes`` maps a path to the scopes a credential needs there: the guard runs
-    before routing, so a route's requirements are declared here.
-    """
-
-    def __init__(
-        self,
-        app: ASGIApp,
-        admission: Admission,
-        path_prefix: str = "/",
-        scopes: Mapping[str, frozenset[str]] | None = None,
-    ) -> None:
-        self.app = app
-        self.admission = admission
-        self.path_prefix = path_prefix
-        self.scopes = dict(scopes or {})
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "websocket" or not scope["path"].startswith(self.path_prefix):
-            await self.app(scope, receive, send)
-            return
-        required = self.scopes.get(scope["path"], NO_SCOPES)
-        outcome = await self.admission.admit(scope, "pre_accept", required)
-        if isinstance(outcome, Rejection):
-            await send_denial(scope, send, outcome)
-            return
-        scope["user"] = outcome.identity.user
-        scope["auth"] = outcome.identity.auth
-        if outcome.select_bearer:
-            send = selecting_bearer(send)
-        async with ConnectionLifetime(self.admission, outcome, scope, send):
-            await self.app(scope, receive, send)
+_denials: dict[Rejection, tuple[Message, Message]] = {}
 
 
-def selecting_bearer(send: Send) -> Send:
-    """Accept with the "bearer" subprotocol unless the endpoint picked one.
+async def deliver_refusal(scope: Scope, send: Send, rejection: Rejection, accepted: bool) -> None:
+    """Deliver every refusal of a pre-accept route."""
+    if accepted:
+        await send(close_message(rejection))
+    elif DENIAL_EXTENSION in (scope.get("extensions") or {}):
+        start, body = denial_messages(rejection)
+        await send(start)
+        await send(body)
+        denial_sent.set(True)
+    else:
+        await send({"type": "websocket.close", "code": POLICY_VIOLATION})
+        denial_sent.set(True)
 
-    A client that sent its credential as ``bearer.<base64url>`` also offered
-    ``bearer``; browsers fail a handshake whose offered protocols get no answer.
-    Only such connections pay for this wrapper.
-    """
 
-    async def send_selecting_bearer(message: Message) -> None:
-        if message["type"] == "websocket.accept" and not message.get("subprotocol"):
-            message = {**message, "subprotocol": BEARER_SUBPROTOCOL}
-        await send(message)
-
-    return send_selecting_bearer
+def denial_messages(rejection: Rejection) -> tuple[Message, Message]:
+    """The two ASGI messages of a refusal, built once per kind of refusal."""
+    denial = _denials.get(rejection)
+    if denial is None:
+        body = refusal_body(rejection)
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", b"%d" % len(body)),
+        ]
+        headers += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in rejection.headers]
+        start = {"type": "websocket.http.response.start", "status": rejection.status}
+        denial = (
+            {**start, "headers": headers},
+            {"type": "websocket.http.response.body", "body": body},
+        )
+        if len(_denials) < CACHED_DENIALS:  # bounded, should a policy vary its messages
+            _denials[rejection] = denial
+    return denial

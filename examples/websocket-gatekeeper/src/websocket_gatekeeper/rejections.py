@@ -1,11 +1,17 @@
 """Why a WebSocket client is refused, in terms any delivery can send.
 
 A ``Rejection`` is data: an HTTP status, a short machine code clients can match
-on, a message safe to show anyone, and optional headers.
+on, a message safe to show anyone, and optional headers. The functions at the end
+give it the shapes every refusal takes on the wire: one JSON body for HTTP
+(a refused handshake, ticket or revocation request), one close frame after accept.
 """
 
+import json
 from dataclasses import dataclass
 from functools import lru_cache
+
+from starlette.responses import Response
+from starlette.types import Message
 
 
 @dataclass(frozen=True)
@@ -56,3 +62,36 @@ def rate_limited(retry_after: int) -> Rejection:
         "Too many handshakes from this address; retry later.",
         (("retry-after", str(retry_after)),),
     )
+
+
+def refusal_body(rejection: Rejection) -> bytes:
+    """The JSON body of every HTTP refusal: ``{"detail": ..., "code": ...}``."""
+    if rejection is OPAQUE:  # exactly FastAPI's own 404: nothing tells them apart
+        return json.dumps({"detail": rejection.message}).encode()
+    return json.dumps({"detail": rejection.message, "code": rejection.code}).encode()
+
+
+def http_refusal(rejection: Rejection) -> Response:
+    """A refusal from a plain HTTP endpoint, in the same shape as a refused handshake."""
+    return Response(
+        refusal_body(rejection),
+        rejection.status,
+        headers=dict(rejection.headers),
+        media_type="application/json",
+    )
+
+
+def close_code(rejection: Rejection) -> int:
+    # 4000-4999 belong to applications; 4000 + status keeps the HTTP meaning
+    # readable after accept (4401, 4403, 4429, ...), as graphql-ws does.
+    return 4000 + rejection.status
+
+
+MAX_REASON_BYTES = 123  # RFC 6455: a close frame's reason fits in 123 bytes of UTF-8
+
+
+@lru_cache(maxsize=256)
+def close_message(rejection: Rejection) -> Message:
+    """The close frame that ends an accepted connection for this rejection."""
+    reason = rejection.code.encode()[:MAX_REASON_BYTES].decode("utf-8", "ignore")
+    return {"type": "websocket.close", "code": close_code(rejection), "reason": reason}

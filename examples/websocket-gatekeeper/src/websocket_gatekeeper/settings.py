@@ -10,6 +10,7 @@ from pydantic_settings import NoDecode, SettingsConfigDict
 from .auth import AuthSettings
 
 OFF = "off"
+AUTO = "auto"
 
 
 def split_comma_separated(value: object) -> object:
@@ -34,6 +35,14 @@ class Settings(AuthSettings):
     connection_lease_seconds: float = Field(default=30, ge=3, le=3600)
     # Refuse like a path that does not exist, so nothing reveals an endpoint.
     opaque_refusals: bool = False
+    # Below the app, under the launcher (server.py): a request head (and an HTTP
+    # body) must arrive within this long, and at most this many connections are
+    # open per process ("auto": what the file-descriptor limit leaves).
+    handshake_timeout_seconds: float = Field(default=10, gt=0, le=300)
+    max_open_connections: int | None = Field(default=None, ge=1)
+    # Client addresses the in-memory rate state tracks; the least recently seen
+    # is forgotten first. Each takes a few hundred bytes.
+    max_tracked_addresses: int = Field(default=100_000, ge=100)
 
     @field_validator("allowed_origins", mode="before")
     @classmethod
@@ -63,6 +72,11 @@ class Settings(AuthSettings):
     @classmethod
     def _cap_can_be_off(cls, value: object) -> object:
         return None if isinstance(value, str) and value.strip().lower() == OFF else value
+
+    @field_validator("max_open_connections", mode="before")
+    @classmethod
+    def _bound_can_be_auto(cls, value: object) -> object:
+        return None if isinstance(value, str) and value.strip().lower() == AUTO else value
 
     @field_validator("limits_storage_url")
     @classmethod

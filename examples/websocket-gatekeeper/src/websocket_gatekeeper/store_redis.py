@@ -43,6 +43,7 @@ logger = logging.getLogger(__name__)
 # Every handshake must be answered within a second even when Redis hangs.
 SOCKET_TIMEOUT = 0.25
 RETRY_AFTER_FAILURE = 1.0  # seconds during which a failed store is not asked
+PING_INTERVAL = 1.0  # seconds for which one answer to GET /ready stands
 FAILURES = (RedisError, OSError, asyncio.TimeoutError)
 
 T = TypeVar("T")
@@ -130,6 +131,8 @@ class RedisStore:
         self._renewing: asyncio.Task[None] | None = None
         self._down_until = 0.0
         self._down = False
+        self._next_ping = 0.0
+        self._answering = False
 
     async def start(self) -> None:
         self._renewing = asyncio.create_task(self._renew_forever(), name="renew-leases")
@@ -146,7 +149,21 @@ class RedisStore:
         self._held.clear()
         await self._redis.aclose()
 
+    async def ping(self) -> bool:
+        """Whether Redis answers: asked at most once per ``PING_INTERVAL``, however
+        often ``/ready`` is asked, and not at all for a second after a failure."""
+        now = time.monotonic()
+        if now >= self._next_ping:
+            self._next_ping = now + PING_INTERVAL
+            try:
+                self._answering = bool(await self._call(self._redis.ping))
+            except StoreUnavailable:
+                self._answering = False
+        return self._answering
+
     async def hit(self, limits: tuple[RateLimitItem, ...], *key: str) -> int:
+        # Key parts are validated values only: a client address from
+        # clients.client_host, never text a client sent.
         keys, args = [], []
         for item in limits:
             # limits' layout: the braces put both keys of a limit in one Cluster slot.

@@ -7,8 +7,6 @@ from importlib.resources import files
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from ..paths import ADMIN_ECHO_ENDPOINTS, ECHO_ENDPOINTS
-
 router = APIRouter()
 
 PAGE = files(__package__).joinpath("demo.html").read_text(encoding="utf-8")
@@ -20,8 +18,14 @@ async def demo_page(request: Request) -> HTMLResponse:
     # Origin allow-list (not a secret: any page learns it by trying) and checks
     # its own origin against it, as the guard does with the handshake's Origin.
     config = {
-        "echo": ECHO_ENDPOINTS,
-        "admin": ADMIN_ECHO_ENDPOINTS,
+        "echo": {
+            "pre_accept": "/ws/pre-accept/echo",
+            "accept_then_close": "/ws/accept-then-close/echo",
+        },
+        "admin": {
+            "pre_accept": "/ws/pre-accept/admin/echo",
+            "accept_then_close": "/ws/accept-then-close/admin/echo",
+        },
         "allowedOrigins": request.app.state.settings.allowed_origins,
     }
     # Escaped "<": nothing in the data can end the page's <script> element.

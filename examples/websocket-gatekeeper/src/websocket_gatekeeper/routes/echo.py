@@ -1,11 +1,62 @@
-"""The demo conversation both strategies protect: echo every message back."""
+"""The demo conversation the guard protects: echo every message back.
 
+Each strategy on its own routes, so both can be compared side by side: under
+``/ws/pre-accept/`` routes that declare nothing (refused before accept, the
+default for new routes), under ``/ws/accept-then-close/`` their twins marked
+``@refuse_after_accept``. The ``admin/echo`` routes need the ``admin`` scope.
+
+These are Starlette-style endpoints (they take the ``WebSocket`` and nothing
+else), routed on the app's own router: FastAPI's dependency solving and an
+included router's extra matching layer each cost something on every handshake
+(docs/performance.md). Your own routes can use ``@app.websocket``, routers and
+``Depends`` as usual; the guard covers them the same way (docs/routes.md).
+"""
+
+from fastapi import FastAPI
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from ..requirements import refuse_after_accept, requires
+
+ADMIN_SCOPE = "admin"
 MESSAGE_TOO_BIG = 1009
+PRE_ACCEPT_PREFIX = "/ws/pre-accept"
+ACCEPT_THEN_CLOSE_PREFIX = "/ws/accept-then-close"
+
+
+def add_echo_routes(app: FastAPI) -> None:
+    app.router.add_websocket_route(f"{PRE_ACCEPT_PREFIX}/echo", echo)
+    app.router.add_websocket_route(f"{PRE_ACCEPT_PREFIX}/admin/echo", admin_echo)
+    app.router.add_websocket_route(f"{ACCEPT_THEN_CLOSE_PREFIX}/echo", echo_after_accept)
+    app.router.add_websocket_route(
+        f"{ACCEPT_THEN_CLOSE_PREFIX}/admin/echo", admin_echo_after_accept
+    )
 
 
 async def echo(websocket: WebSocket) -> None:
+    await websocket.accept()  # as websocket.user; the guard checked everything
+    await echo_messages(websocket)
+
+
+@requires(ADMIN_SCOPE)
+async def admin_echo(websocket: WebSocket) -> None:
+    await websocket.accept()
+    await echo_messages(websocket)
+
+
+@refuse_after_accept
+async def echo_after_accept(websocket: WebSocket) -> None:
+    await websocket.accept()
+    await echo_messages(websocket)
+
+
+@refuse_after_accept
+@requires(ADMIN_SCOPE)
+async def admin_echo_after_accept(websocket: WebSocket) -> None:
+    await websocket.accept()
+    await echo_messages(websocket)
+
+
+async def echo_messages(websocket: WebSocket) -> None:
     """Echo text and binary messages until the client leaves.
 
     An oversized message closes the socket with 1009. (The server's own

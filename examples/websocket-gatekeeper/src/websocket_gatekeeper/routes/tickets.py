@@ -7,22 +7,18 @@ once used, so it may sit in a URL and a log line without harm.
 """
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
-from ..rejections import Rejection
+from ..rejections import Rejection, http_refusal
 
 router = APIRouter()
 
 
 @router.post("/ws/tickets", status_code=201, response_model=None)
-async def issue_ticket(request: Request) -> JSONResponse:
+async def issue_ticket(request: Request) -> Response:
     issued = await request.app.state.admission.issue_ticket(request)
     if isinstance(issued, Rejection):
-        return JSONResponse(
-            {"detail": issued.message, "code": issued.code},
-            issued.status,
-            headers=dict(issued.headers),
-        )
+        return http_refusal(issued)
     ticket, seconds = issued  # 30, or less when the credential expires sooner
     return JSONResponse(
         {"ticket": ticket, "expires_in": seconds},

@@ -1,0 +1,209 @@
+"""The WebSocket guard: every WebSocket route is admitted through one pipeline.
+
+A pure ASGI middleware around the whole app. It lets the router pick the route as
+usual, and holds the handshake until the endpoint first touches the connection
+(Starlette's ``websocket.accept()`` first receives ``websocket.connect``). At that
+moment the route is known, so the guard asks the admission pipeline with that
+route's requirements (``requirements.py``: ``@requires(...)``, ``@public``) and:
+
+- admits: the endpoint runs with ``websocket.user`` / ``websocket.auth`` set;
+- refuses: the refusal is delivered (one function per strategy) and the endpoint
+  is stopped with ``Refused`` before it could send or read anything.
+
+A route that declares nothing needs a valid credential, so a route added the plain
+FastAPI way (``@app.websocket``, an ``APIRouter`` with a prefix, path parameters)
+is guarded. Raise ``Rejected(rejection)`` anywhere in an endpoint to refuse later
+in the conversation; the same delivery sends it. HTTP and lifespan traffic pass
+through untouched. (``@app.middleware("http")`` could not do this: it never sees
+WebSocket scopes.)
+"""
+
+import logging
+from contextlib import suppress
+
+import anyio
+from fastapi import FastAPI
+from starlette.authentication import AuthCredentials, UnauthenticatedUser
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.websockets import WebSocketDisconnect
+
+from . import accept_then_close, metrics, pre_accept
+from .admission import Admission, Admitted
+from .clients import client_address
+from .credentials import BEARER_SUBPROTOCOL
+from .rejections import NOT_FOUND, OPAQUE, Rejection
+from .requirements import ACCEPT_THEN_CLOSE, PRE_ACCEPT, requirements_of
+
+logger = logging.getLogger(__name__)
+
+# How each kind of route delivers a refusal; a route that declares nothing, and a
+# path no route matches, use pre-accept: the cheapest, visible to any HTTP client.
+DELIVERIES = {
+    PRE_ACCEPT: pre_accept.deliver_refusal,
+    ACCEPT_THEN_CLOSE: accept_then_close.deliver_refusal,
+}
+# A client that stops reading blocks every send once the buffers are full; a close
+# after accept gives up after this long, and the server drops the connection when
+# the app returns.
+CLOSE_TIMEOUT = 1.0
+# After accept, a close finds the client gone (OSError from the server,
+# WebSocketDisconnect from Starlette) or the endpoint closed already (RuntimeError).
+GONE = (OSError, RuntimeError, WebSocketDisconnect)
+INTERNAL_ERROR = 1011
+
+
+class Rejected(Exception):
+    """Raise in a WebSocket endpoint to refuse the client, before or after accept."""
+
+    def __init__(self, rejection: Rejection) -> None:
+        super().__init__(rejection.code)
+        self.rejection = rejection
+
+
+class Refused(Exception):
+    """Raised into an endpoint whose client was refused: nothing more may pass."""
+
+
+class WebSocketGuard:
+    def __init__(self, app: ASGIApp, admission: Admission) -> None:
+        self.app = app
+        self.admission = admission
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "websocket":
+            await self.app(scope, receive, send)
+            return
+        await GuardedConnection(self.admission, scope, receive, send).serve(self.app)
+
+
+def guard_websockets(app: FastAPI, admission: Admission) -> None:
+    """Put every WebSocket route of ``app`` behind the guard, and answer a path no
+    route matches with a 404 instead of Starlette's bare 403 (a bare 403 tells a
+    client it is not allowed when in fact it has a typo in the path)."""
+    app.add_middleware(WebSocketGuard, admission=admission)
+    http_not_found = app.router.default
+
+    async def not_found(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            raise Rejected(NOT_FOUND)
+        await http_not_found(scope, receive, send)
+
+    app.router.default = not_found
+
+
+class GuardedConnection:
+    """One WebSocket connection as the endpoint sees it: admitted on first use."""
+
+    __slots__ = (
+        "_accepted",
+        "_admission",
+        "_admitted",
+        "_receive",
+        "_refused",
+        "_send",
+        "_strategy",
+        "scope",
+    )
+
+    def __init__(self, admission: Admission, scope: Scope, receive: Receive, send: Send) -> None:
+        self._admission = admission
+        self.scope = scope
+        self._receive = receive
+        self._send = send
+        self._admitted: Admitted | None = None
+        self._refused = False
+        self._accepted = False
+        self._strategy = PRE_ACCEPT  # until the route says otherwise
+
+    async def serve(self, app: ASGIApp) -> None:
+        try:
+            await app(self.scope, self.receive, self.send)
+        except Rejected as exc:
+            if self._admitted is None and exc.rejection is not NOT_FOUND:
+                # Raised before the endpoint touched the connection: whoever is not
+                # admissible hears the pipeline's refusal, not the route's reason.
+                try:
+                    await self._admit()
+                except Refused:
+                    return
+            await self._refuse(exc.rejection)
+        except Refused:
+            pass  # delivered already
+        except WebSocketDisconnect:
+            pass  # the client left; there is nobody to tell
+        except Exception:
+            if not self._accepted:
+                raise  # the server answers 500 and logs it
+            # The traceback stays in the server log; the client learns only "internal error".
+            logger.exception("WebSocket endpoint %s failed", self.scope["path"])
+            await self._close_after_accept({"type": "websocket.close", "code": INTERNAL_ERROR})
+        finally:
+            if self._admitted is not None:
+                metrics.CONNECTIONS_OPEN.dec()
+                await self._admission.release(self._admitted)
+
+    async def receive(self) -> Message:
+        if self._admitted is None:
+            await self._admit()
+        return await self._receive()
+
+    async def send(self, message: Message) -> None:
+        admitted = self._admitted or await self._admit()
+        if message["type"] == "websocket.accept":
+            self._accepted = True
+            if admitted.select_bearer and not message.get("subprotocol"):
+                # The client sent its credential as "bearer.<base64url>" and also offered
+                # "bearer": browsers fail a handshake whose offered protocols get no answer.
+                message = {**message, "subprotocol": BEARER_SUBPROTOCOL}
+        await self._send(message)
+
+    async def _admit(self) -> Admitted:
+        if self._refused:
+            raise Refused
+        requirements = requirements_of(self.scope)
+        self._strategy = requirements.strategy
+        outcome = await self._admission.admit(self.scope, requirements, self._strategy)
+        if isinstance(outcome, Rejection):
+            await self._refuse(outcome)
+            raise Refused
+        self._admitted = outcome
+        metrics.CONNECTIONS_OPEN.inc()
+        if outcome.identity is None:
+            self.scope["user"], self.scope["auth"] = UnauthenticatedUser(), AuthCredentials()
+        else:
+            self.scope["user"], self.scope["auth"] = outcome.identity.user, outcome.identity.auth
+        return outcome
+
+    async def _refuse(self, rejection: Rejection) -> None:
+        """Log and count a refusal once, then deliver it the route's way."""
+        self._refused = True
+        metrics.count_refusal(self._strategy, rejection.code)
+        if self._admitted is None:
+            if logger.isEnabledFor(logging.INFO):
+                # The path only, never the query string: it may carry a credential.
+                logger.info(
+                    "refused WebSocket %s from %s: %s",
+                    self.scope["path"],
+                    client_address(self.scope),
+                    rejection.code,
+                )
+            if self._admission.opaque:
+                rejection = OPAQUE
+        else:
+            logger.info(
+                "closed WebSocket %s from %s as %s: %s",
+                self.scope["path"],
+                client_address(self.scope),
+                self._admitted.name,
+                rejection.code,
+            )
+        deliver_refusal = DELIVERIES[self._strategy]
+        if not self._accepted:
+            await deliver_refusal(self.scope, self._send, rejection, accepted=False)
+            return
+        with anyio.move_on_after(CLOSE_TIMEOUT), suppress(*GONE):
+            await deliver_refusal(self.scope, self._send, rejection, accepted=True)
+
+    async def _close_after_accept(self, message: Message) -> None:
+        with anyio.move_on_after(CLOSE_TIMEOUT), suppress(*GONE):
+            await self._send(message)

@@ -1,0 +1,136 @@
+"""Routes a user adds are guarded by default, their requirements sit beside them, and
+every outcome reaches the client in the project's way and is counted once.
+
+Each case runs through Starlette's TestClient and against a real uvicorn serving
+``user_routes_app.py``.
+In this project, routes that declare nothing refuse before accept (pre-accept).
+"""
+
+import json
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+from prometheus_client import REGISTRY
+from starlette.testclient import WebSocketDenialResponse
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect
+
+from websocket_gatekeeper.main import create_app
+from websocket_gatekeeper.settings import Settings
+
+from cases import BEARER
+from credentials import IDENTITY, SECOND_TOKEN
+from live_server import LiveServer
+from user_routes_app import add_user_routes
+
+NO_SCOPE = {"authorization": f"Bearer {SECOND_TOKEN}"}
+# (path, headers, expected refusal code) of clients the user's routes must refuse.
+REFUSED = [
+    pytest.param("/ws/forgotten/x", {}, "missing_token", id="nothing-declared"),
+    pytest.param("/ws/teams/red/chat", {}, "missing_token", id="router-with-prefix"),
+    pytest.param("/ws/rooms/lobby", {}, "missing_token", id="path-parameter"),
+    pytest.param("/ws/rooms/lobby", NO_SCOPE, "insufficient_scope", id="scope-at-the-route"),
+    pytest.param("/ws/rooms/closed", BEARER, "room_closed", id="rejected-in-the-endpoint"),
+    pytest.param("/ws/rooms/closed", {}, "missing_token", id="rejected-but-not-admissible"),
+    pytest.param("/ws/no/such/route", BEARER, "not_found", id="unknown-path"),
+]
+# (path, headers, the JSON the endpoint sends) of clients it must admit.
+ADMITTED = [
+    pytest.param(
+        "/ws/rooms/lobby", BEARER, {"room": "lobby", "user": IDENTITY}, id="path-parameter"
+    ),
+    pytest.param("/ws/forgotten/x", NO_SCOPE, {"name": "x", "user": "bob"}, id="nothing-declared"),
+    pytest.param(
+        "/ws/teams/red/chat", BEARER, {"team": "red", "user": IDENTITY}, id="router-with-prefix"
+    ),
+    pytest.param("/ws/teams/status", {}, {"authenticated": False}, id="public"),
+]
+
+
+@pytest.fixture(scope="module")
+def user_client() -> Iterator[TestClient]:
+    app = create_app(Settings(_env_file=None))
+    add_user_routes(app)
+    with TestClient(app) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def user_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    with LiveServer(tmp_path_factory.mktemp("routes"), app="user_routes_app:app") as server:
+        yield server
+    server.assert_no_unexpected_errors()
+
+
+def refusal_code(client: TestClient, path: str, headers: dict[str, str]) -> str:
+    """The ``code`` a refused client is told, in this project's way for new routes."""
+    with (
+        pytest.raises(WebSocketDenialResponse) as info,
+        client.websocket_connect(path, headers=dict(headers)),
+    ):
+        pass
+    return info.value.json()["code"]
+
+
+@pytest.mark.parametrize(("path", "headers", "code"), REFUSED)
+def test_user_routes_refuse_in_process(
+    user_client: TestClient, path: str, headers: dict[str, str], code: str
+) -> None:
+    assert refusal_code(user_client, path, headers) == code
+
+
+@pytest.mark.parametrize(("path", "headers", "sent"), ADMITTED)
+def test_user_routes_admit_in_process(
+    user_client: TestClient, path: str, headers: dict[str, str], sent: dict[str, object]
+) -> None:
+    with user_client.websocket_connect(path, headers=dict(headers)) as websocket:
+        assert websocket.receive_json() == sent
+
+
+@pytest.mark.parametrize(("path", "headers", "code"), REFUSED)
+def test_user_routes_refuse_on_the_wire(
+    user_server: LiveServer, path: str, headers: dict[str, str], code: str
+) -> None:
+    with (
+        pytest.raises(InvalidStatus) as info,
+        connect(user_server.ws_url + path, additional_headers=headers),
+    ):
+        pass
+    response = info.value.response
+    assert response.status_code in {401, 403, 404}
+    assert json.loads(response.body)["code"] == code
+
+
+@pytest.mark.parametrize(("path", "headers", "sent"), ADMITTED)
+def test_user_routes_admit_on_the_wire(
+    user_server: LiveServer, path: str, headers: dict[str, str], sent: dict[str, object]
+) -> None:
+    with connect(user_server.ws_url + path, additional_headers=headers) as websocket:
+        assert json.loads(websocket.recv(timeout=5)) == sent
+
+
+def counted(name: str, **labels: str) -> float:
+    return sum(
+        sample.value
+        for metric in REGISTRY.collect()
+        for sample in metric.samples
+        if sample.name == name and labels.items() <= sample.labels.items()
+    )
+
+
+@pytest.mark.parametrize(
+    ("path", "headers", "code"),
+    [
+        ("/ws/no/such/route", BEARER, "not_found"),
+        ("/ws/rooms/lobby", NO_SCOPE, "insufficient_scope"),
+    ],
+)
+def test_a_refused_client_is_counted_once_and_never_as_admitted(
+    user_client: TestClient, path: str, headers: dict[str, str], code: str
+) -> None:
+    admitted = counted("websocket_admissions_total")
+    refused = counted("websocket_refusals_total", code=code)
+    refusal_code(user_client, path, headers)
+    assert counted("websocket_refusals_total", code=code) == refused + 1
+    assert counted("websocket_admissions_total") == admitted
