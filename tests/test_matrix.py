@@ -305,7 +305,7 @@ def test_dockerfile_is_slim_uv_non_root_with_healthcheck(baked: Baked) -> None:
     assert "/health" in by_name["HEALTHCHECK"][0]
     assert by_name["CMD"] == [f'["python", "-m", "{PKG}", "--host", "0.0.0.0", "--port", "8000"]']
     launcher = (project / "src" / PKG / "__main__.py").read_text(encoding="utf-8")
-    assert "proxy_headers=True" in launcher  # what the CMD runs: uvicorn with proxy headers
+    assert "ForwardedClients" in launcher  # what the CMD runs: client addresses from a proxy
     assert ".env" in (project / ".dockerignore").read_text(encoding="utf-8").splitlines()
 
 

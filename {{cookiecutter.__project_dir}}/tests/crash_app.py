@@ -4,7 +4,9 @@ from fastapi import WebSocket
 
 from {{ cookiecutter.package_name }}.main import app
 {%- if cookiecutter.rejection_strategy == "both" %}
-from {{ cookiecutter.package_name }}.requirements import refuse_after_accept
+from {{ cookiecutter.package_name }}.requirements import (
+    refuse_after_accept,
+)
 {%- endif %}
 
 SECRET_DETAIL = "database password is hunter2"

@@ -15,7 +15,9 @@ from {{ cookiecutter.package_name }}.rejections import (
     close_message,
 )
 {%- if cookiecutter.rejection_strategy == "both" %}
-from {{ cookiecutter.package_name }}.requirements import refuse_after_accept
+from {{ cookiecutter.package_name }}.requirements import (
+    refuse_after_accept,
+)
 {%- endif %}
 from {{ cookiecutter.package_name }}.settings import Settings
 

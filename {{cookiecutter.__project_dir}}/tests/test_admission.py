@@ -24,7 +24,10 @@ from {{ cookiecutter.package_name }}.rejections import (
     TOO_MANY_CONNECTIONS,
     Rejection,
 )
-from {{ cookiecutter.package_name }}.requirements import GUARDED, Requirements
+from {{ cookiecutter.package_name }}.requirements import (
+    GUARDED,
+    Requirements,
+)
 from {{ cookiecutter.package_name }}.settings import Settings
 from {{ cookiecutter.package_name }}.store import (
     Lease,

@@ -27,11 +27,19 @@ from websockets.exceptions import ConnectionClosed
 
 from {{ cookiecutter.package_name }} import guard
 from {{ cookiecutter.package_name }}.admission import Admitted
-from {{ cookiecutter.package_name }}.auth import TOKEN_EXPIRED, mint_token
+from {{ cookiecutter.package_name }}.auth import (
+    TOKEN_EXPIRED,
+    mint_token,
+)
 from {{ cookiecutter.package_name }}.guard import GuardedConnection
 from {{ cookiecutter.package_name }}.identity import Identity, User
-from {{ cookiecutter.package_name }}.rejections import close_message
-from {{ cookiecutter.package_name }}.store import Lease, MemoryStore
+from {{ cookiecutter.package_name }}.rejections import (
+    close_message,
+)
+from {{ cookiecutter.package_name }}.store import (
+    Lease,
+    MemoryStore,
+)
 
 from cases import ADMIN_ECHO_PATHS, ECHO_PATHS, subprotocols_for
 from credentials import SECRET

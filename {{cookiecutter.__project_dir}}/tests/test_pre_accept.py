@@ -9,7 +9,10 @@ from starlette.websockets import WebSocketDisconnect
 
 from {{ cookiecutter.package_name }} import pre_accept
 from {{ cookiecutter.package_name }}.main import create_app
-from {{ cookiecutter.package_name }}.pre_accept import CACHED_DENIALS, denial_messages
+from {{ cookiecutter.package_name }}.pre_accept import (
+    CACHED_DENIALS,
+    denial_messages,
+)
 from {{ cookiecutter.package_name }}.rejections import (
     INSUFFICIENT_SCOPE,
     Rejection,

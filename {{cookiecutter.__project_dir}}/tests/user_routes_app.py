@@ -7,7 +7,10 @@ from fastapi import APIRouter, FastAPI, WebSocket
 from {{ cookiecutter.package_name }}.guard import Rejected
 from {{ cookiecutter.package_name }}.main import app
 from {{ cookiecutter.package_name }}.rejections import Rejection
-from {{ cookiecutter.package_name }}.requirements import public, requires
+from {{ cookiecutter.package_name }}.requirements import (
+    public,
+    requires,
+)
 
 ROOM_CLOSED = Rejection(403, "room_closed", "This room is closed.")
 
