@@ -18,6 +18,7 @@ import math
 import secrets
 import time
 from dataclasses import dataclass
+from typing import cast
 
 from limits import RateLimitItem, parse_many
 from starlette.authentication import AuthCredentials
@@ -43,6 +44,7 @@ from .rejections import (
 from .requirements import Requirements
 from .settings import Settings
 from .store import Lease, Store, StoreUnavailable, Ticket
+from .store_redis import RedisStore
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +79,8 @@ class Admission:
         self._origins = frozenset(origin.encode("latin-1") for origin in settings.allowed_origins)
         self._rate_limits = parse_rate_limits(settings.handshake_rate_limit)
         self._cap = settings.max_connections_per_identity
+        # Redis takes a handshake's rate and lease in one round trip (below).
+        self._redis = store if isinstance(store, RedisStore) else None
         # Refuse like a path that does not exist (the guard delivers it so).
         self.opaque = settings.opaque_refusals
 
@@ -163,13 +167,34 @@ class Admission:
             return HEADERS_TOO_LARGE
         if foreign_origin:
             return ORIGIN_NOT_ALLOWED
+        if self._redis is not None and self._rate_limits and not requirements.public:
+            return await self._decide_in_one_round_trip(scope, requirements, authorization)
         if self._rate_limits:
             wait = await self._rate_limited(scope)
             if wait:
                 return rate_limited(wait)
         if requirements.public:
             return PUBLIC
+        found = await self._identify(scope, requirements, authorization)
+        if isinstance(found, Rejection):
+            return found
+        identity, select_bearer = found
+        lease = None
+        if self._cap is not None:
+            try:
+                lease = await self.store.acquire_lease(identity.user.identity, self._cap)
+            except StoreUnavailable:
+                pass  # fail open: an outage of the store must not lock everyone out
+            else:
+                if lease is None:
+                    return TOO_MANY_CONNECTIONS
+        return Admitted(identity, lease, select_bearer)
 
+    async def _identify(
+        self, scope: Scope, requirements: Requirements, authorization: bytes | None
+    ) -> tuple[Identity, bool] | Rejection:
+        """The credential's identity (and whether it came as a subprotocol), holding
+        every scope the route requires."""
         offered = presented(authorization, scope.get("subprotocols") or [], scope["query_string"])
         if offered.ticket is not None:
             identity = await self._redeem(offered.ticket)
@@ -182,17 +207,44 @@ class Admission:
         required = requirements.scopes
         if required and not required.issubset(identity.auth.scopes):
             return INSUFFICIENT_SCOPE
+        return identity, offered.select_bearer
 
-        lease = None
-        if self._cap is not None:
-            try:
-                lease = await self.store.acquire_lease(identity.user.identity, self._cap)
-            except StoreUnavailable:
-                pass  # fail open: an outage of the store must not lock everyone out
-            else:
-                if lease is None:
-                    return TOO_MANY_CONNECTIONS
-        return Admitted(identity, lease, offered.select_bearer)
+    async def _decide_in_one_round_trip(
+        self, scope: Scope, requirements: Requirements, authorization: bytes | None
+    ) -> Admitted | Rejection:
+        """Redis: the rate and the lease in one round trip, after the credential.
+
+        The credential is checked in this process, so it goes first, and the rate
+        is counted with the lease. A flood still buys no verification the rate
+        limit refuses: Redis' refusal of an address is remembered here until its
+        wait is over, and refuses at once, before the credential is looked at.
+        A refused credential is counted too (one round trip), and a refusal by
+        the rate limit wins, as on one process.
+        """
+        redis = cast("RedisStore", self._redis)
+        key = ("handshakes", client_host(scope))
+        if wait := redis.known_wait(*key):
+            return rate_limited(wait)
+        found = await self._identify(scope, requirements, authorization)
+        if isinstance(found, Rejection) or self._cap is None:
+            wait = await self._rate_limited(scope)
+            if wait:
+                return rate_limited(wait)
+            if isinstance(found, Rejection):
+                return found
+            return Admitted(found[0], None, found[1])
+        identity, select_bearer = found
+        try:
+            wait, lease = await redis.admit(
+                self._rate_limits, key, identity.user.identity, self._cap
+            )
+        except StoreUnavailable:
+            return Admitted(identity, None, select_bearer)  # fail open, as above
+        if wait:
+            return rate_limited(wait)
+        if lease is None:
+            return TOO_MANY_CONNECTIONS
+        return Admitted(identity, lease, select_bearer)
 
     async def _rate_limited(self, scope: Scope) -> int:
         """Seconds the client address must wait, or 0."""

@@ -8,6 +8,7 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
 from .auth import AuthSettings
+from .store_redis import parse_redis_url
 
 OFF = "off"
 AUTO = "auto"
@@ -81,9 +82,9 @@ class Settings(AuthSettings):
     @field_validator("limits_storage_url")
     @classmethod
     def _storage_url(cls, value: str) -> str:
-        if value == "memory://" or urlsplit(value).scheme in {"redis", "rediss", "unix"}:
-            return value
-        raise ValueError(f"{value!r} is neither memory:// nor a redis://host:port/db URL")
+        if value != "memory://":
+            parse_redis_url(value)  # redis://, redis+sentinel://, redis+cluster://
+        return value
 
 
 def normalize_origin(origin: str) -> str:
