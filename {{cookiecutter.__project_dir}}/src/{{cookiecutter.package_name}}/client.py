@@ -359,7 +359,11 @@ class Client:
                 return  # expired already: the server closes, and the client refreshes then
             # A little before exp: a third of what is left, and at most 30 s before.
             await asyncio.sleep(max(0.0, left - min(30.0, left / 3)))
-            token = await self.new_token()
+            try:
+                token = await self.new_token()
+            except Exception:  # the provider's own failure: it surfaces at the reconnect
+                logger.debug("the token provider failed; the server will close at exp")
+                return
             if (expires_at(token) or 0) <= expiry:
                 logger.debug("the token provider has no later token: the server will close")
                 return

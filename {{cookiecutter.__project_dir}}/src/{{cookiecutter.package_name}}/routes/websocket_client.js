@@ -135,13 +135,32 @@ export function connect(url, options = {}) {
     let openedAt = null;
 {%- if cookiecutter.authentication == "jwt" %}
     let refreshTimer = null;
+    const scheduleRefresh = () => {
+      const exp = o.refresh && expiresAt(token);
+      if (!exp || exp <= Date.now()) return; // expired already: the close says token_expired
+      const left = exp - Date.now();
+      // A little before exp: a third of what is left, and at most 30 s before.
+      refreshTimer = setTimeout(async () => {
+        let fresh;
+        try {
+          fresh = await o.refresh();
+        } catch (error) {
+          return o.log("refresh failed; the server will close at exp", error);
+        }
+        if (ws.readyState !== WebSocket.OPEN || !(expiresAt(fresh) > exp)) return;
+        token = fresh;
+        o.log("refreshing in band", (exp - Date.now()) / 1000);
+        ws.send(JSON.stringify({ type: "auth.refresh", token }));
+        scheduleRefresh();
+      }, Math.max(0, left - Math.min(30000, left / 3)));
+    };
 {%- endif %}
     ws.onopen = () => {
       openedAt = Date.now();
       unopened = 0;
       o.log("open", address.pathname);
 {%- if cookiecutter.authentication == "jwt" %}
-      refreshTimer = scheduleRefresh(ws);
+      scheduleRefresh();
 {%- endif %}
       o.onOpen?.(ws);
     };
@@ -163,24 +182,6 @@ export function connect(url, options = {}) {
       settle({ action, closeCode: event.code, code: event.reason });
     };
   }
-{%- if cookiecutter.authentication == "jwt" %}
-
-  function scheduleRefresh(ws) {
-    const exp = o.refresh && expiresAt(token);
-    if (!exp) return null;
-    const left = exp - Date.now();
-    // A little before exp: a third of what is left, and at most 30 s before.
-    return setTimeout(async () => {
-      const fresh = await o.refresh();
-      if (ws.readyState !== WebSocket.OPEN || !(expiresAt(fresh) > exp)) return;
-      token = fresh;
-      o.log("refreshing in band", (exp - Date.now()) / 1000);
-      ws.send(JSON.stringify({ type: "auth.refresh", token }));
-      scheduleRefresh(ws);
-    }, Math.max(0, left - Math.min(30000, left / 3)));
-  }
-{%- endif %}
-
   async function settle(outcome) {
     outcome.attempt = attempt;
     if (outcome.action === "unopened") unopened += 1;
@@ -199,7 +200,13 @@ export function connect(url, options = {}) {
     }
     o.log(outcome.action, outcome, `attempt ${attempt + 1} in ${outcome.delay.toFixed(2)} s`);
 {%- if cookiecutter.authentication == "jwt" %}
-    if (outcome.action === "refresh") token = await o.refresh();
+    if (outcome.action === "refresh") {
+      try {
+        token = await o.refresh();
+      } catch (error) {
+        return stop({ ...outcome, error }, "refresh failed");
+      }
+    }
 {%- endif %}
     timer = setTimeout(open, outcome.delay * 1000);
   }
