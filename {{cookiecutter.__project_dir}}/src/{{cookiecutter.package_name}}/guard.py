@@ -16,8 +16,17 @@ is guarded. Raise ``Rejected(rejection)`` anywhere in an endpoint to refuse late
 in the conversation; the same delivery sends it. HTTP and lifespan traffic pass
 through untouched. (``@app.middleware("http")`` could not do this: it never sees
 WebSocket scopes.)
+
+An admitted connection stays governed (``governance.py``): idle timeout, maximum
+lifetime{% if cookiecutter.authentication == "jwt" %}, the credential's expiry{% endif %}, messages per connection and revocation end
+it through the same delivery{% if cookiecutter.authentication == "jwt" %}, and an ``auth.refresh`` message moves its expiry
+without the endpoint ever seeing it{% endif %}.
 """
 
+import asyncio
+{%- if cookiecutter.authentication == "jwt" %}
+import json
+{%- endif %}
 import logging
 {%- if cookiecutter.authentication == "jwt" %}
 import time
@@ -40,18 +49,30 @@ from .accept_then_close import deliver_refusal
 {%- endif %}
 from .admission import Admission, Admitted
 {%- if cookiecutter.authentication == "jwt" %}
-from .auth import TOKEN_EXPIRED
+from .auth import AUTH_UNAVAILABLE, TOKEN_EXPIRED
 {%- endif %}
 from .clients import client_address
 from .credentials import BEARER_SUBPROTOCOL
+from .governance import Governance, MessageRate
 {%- if cookiecutter.rejection_strategy == "pre_accept" %}
 from .pre_accept import deliver_refusal
 {%- endif %}
-from .rejections import NOT_FOUND, OPAQUE, Rejection
+from .rejections import (
+    IDLE_TIMEOUT,
+{%- if cookiecutter.authentication == "jwt" %}
+    INSUFFICIENT_SCOPE,
+    INVALID_TOKEN,
+{%- endif %}
+    LIFETIME_EXCEEDED,
+    NOT_FOUND,
+    OPAQUE,
+    TOO_MANY_MESSAGES,
+    Rejection,
+)
 {%- if cookiecutter.rejection_strategy == "both" %}
-from .requirements import ACCEPT_THEN_CLOSE, PRE_ACCEPT, requirements_of
+from .requirements import ACCEPT_THEN_CLOSE, PRE_ACCEPT{% if cookiecutter.authentication == "jwt" %}, Requirements{% endif %}, requirements_of
 {%- else %}
-from .requirements import requirements_of
+from .requirements import {% if cookiecutter.authentication == "jwt" %}Requirements, {% endif %}requirements_of
 {%- endif %}
 
 logger = logging.getLogger(__name__)
@@ -76,6 +97,14 @@ CLOSE_TIMEOUT = 1.0
 # WebSocketDisconnect from Starlette) or the endpoint closed already (RuntimeError).
 GONE = (OSError, RuntimeError, WebSocketDisconnect)
 INTERNAL_ERROR = 1011
+UNGOVERNED = Governance()  # for a guard given no limits: only what admission decided
+{%- if cookiecutter.authentication == "jwt" %}
+# Only a text message that starts like this can be a control message (JSON with
+# "type" first, as JSON.stringify and json.dumps write it): every other message
+# reaches the endpoint after one prefix comparison, never a JSON parse.
+CONTROL_PREFIXES = ('{"type":"auth.', '{"type": "auth.')
+REFRESH = "auth.refresh"
+{%- endif %}
 
 
 class Rejected(Exception):
@@ -91,22 +120,28 @@ class Refused(Exception):
 
 
 class WebSocketGuard:
-    def __init__(self, app: ASGIApp, admission: Admission) -> None:
+    def __init__(
+        self, app: ASGIApp, admission: Admission, governance: Governance = UNGOVERNED
+    ) -> None:
         self.app = app
         self.admission = admission
+        self.governance = governance
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "websocket":
             await self.app(scope, receive, send)
             return
-        await GuardedConnection(self.admission, scope, receive, send).serve(self.app)
+        connection = GuardedConnection(self.admission, scope, receive, send, self.governance)
+        await connection.serve(self.app)
 
 
-def guard_websockets(app: FastAPI, admission: Admission) -> None:
+def guard_websockets(
+    app: FastAPI, admission: Admission, governance: Governance = UNGOVERNED
+) -> None:
     """Put every WebSocket route of ``app`` behind the guard, and answer a path no
     route matches with a 404 instead of Starlette's bare 403 (a bare 403 tells a
     client it is not allowed when in fact it has a typo in the path)."""
-    app.add_middleware(WebSocketGuard, admission=admission)
+    app.add_middleware(WebSocketGuard, admission=admission, governance=governance)
     http_not_found = app.router.default
 
     async def not_found(scope: Scope, receive: Receive, send: Send) -> None:
@@ -118,28 +153,55 @@ def guard_websockets(app: FastAPI, admission: Admission) -> None:
 
 
 class GuardedConnection:
-    """One WebSocket connection as the endpoint sees it: admitted on first use."""
+    """One WebSocket connection as the endpoint sees it: admitted on first use,
+    then governed until it ends."""
 
     __slots__ = (
         "_accepted",
         "_admission",
-        "_admitted",
+        "_counting",
 {%- if cookiecutter.authentication == "jwt" %}
-        "_deadline",
+        "_expires",
 {%- endif %}
+        "_governance",
+        "_idle",
+        "_last_seen",
+        "_loop",
+        "_rate",
         "_receive",
+{%- if cookiecutter.authentication == "jwt" %}
+        "_refresh",
+{%- endif %}
         "_refused",
+{%- if cookiecutter.authentication == "jwt" %}
+        "_requirements",
+{%- endif %}
         "_send",
+        "_started",
+        "_stop",
+        "_stopped_by",
         "_strategy",
+        "_timer",
+        "admitted",
+        "ended",
         "scope",
     )
 
-    def __init__(self, admission: Admission, scope: Scope, receive: Receive, send: Send) -> None:
+    def __init__(
+        self,
+        admission: Admission,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        governance: Governance = UNGOVERNED,
+    ) -> None:
         self._admission = admission
+        self._governance = governance
         self.scope = scope
         self._receive = receive
         self._send = send
-        self._admitted: Admitted | None = None
+        self.admitted: Admitted | None = None
+        self.ended = False
         self._refused = False
         self._accepted = False
 {%- if cookiecutter.rejection_strategy == "both" %}
@@ -148,24 +210,33 @@ class GuardedConnection:
         self._strategy = STRATEGY
 {%- endif %}
 {%- if cookiecutter.authentication == "jwt" %}
-        # Cancels the endpoint when the credential expires (set at admission).
-        self._deadline = anyio.CancelScope()
+        self._requirements: Requirements | None = None  # the route's, checked on refresh
 {%- endif %}
+        # Cancels the endpoint when the connection must end (stop()).
+        self._stop = anyio.CancelScope()
+        self._stopped_by: Rejection | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._loop = asyncio.get_running_loop()
+        self._started = self._last_seen = 0.0
+        self._idle = governance.idle_seconds
+{%- if cookiecutter.authentication == "jwt" %}
+        self._expires: float | None = None  # the credential's expiry, on the loop's clock
+        self._refresh = governance.inband_refresh
+{%- endif %}
+        self._rate = MessageRate(governance.message_limits) if governance.message_limits else None
+        # Whether a message from the client needs a look at all (idle, rate{% if cookiecutter.authentication == "jwt" %}, refresh{% endif %}).
+        self._counting = self._idle is not None or self._rate is not None{% if cookiecutter.authentication == "jwt" %} or self._refresh{% endif %}
 
     async def serve(self, app: ASGIApp) -> None:
         try:
-{%- if cookiecutter.authentication == "jwt" %}
-            with self._deadline:
+            with self._stop:
                 await app(self.scope, self.receive, self.send)
             # cancel_called, not cancelled_caught: an endpoint that swallowed the
             # cancellation and returned still leaves a connection to close.
-            if self._deadline.cancel_called:
-                await self._refuse(TOKEN_EXPIRED)
-{%- else %}
-            await app(self.scope, self.receive, self.send)
-{%- endif %}
+            if self._stop.cancel_called and self._stopped_by is not None:
+                await self._refuse(self._stopped_by)
         except Rejected as exc:
-            if self._admitted is None and exc.rejection is not NOT_FOUND:
+            if self.admitted is None and exc.rejection is not NOT_FOUND:
                 # Raised before the endpoint touched the connection: whoever is not
                 # admissible hears the pipeline's refusal, not the route's reason.
                 try:
@@ -184,17 +255,34 @@ class GuardedConnection:
             logger.exception("WebSocket endpoint %s failed", self.scope["path"])
             await self._close_after_accept({"type": "websocket.close", "code": INTERNAL_ERROR})
         finally:
-            if self._admitted is not None:
+            self.ended = True
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            admitted = self.admitted
+            if admitted is not None:
                 metrics.CONNECTIONS_OPEN.dec()
-                await self._admission.release(self._admitted)
+                if admitted.identity is not None:
+                    self._governance.end(self, admitted.identity.user.identity)
+                await self._admission.release(admitted)
+
+    def stop(self, rejection: Rejection) -> None:
+        """End the connection with ``rejection`` (a limit, a revocation): the endpoint
+        is cancelled and the refusal delivered the route's way. The first reason wins."""
+        if self._stopped_by is None and not self._refused and not self.ended:
+            self._stopped_by = rejection
+            self._stop.cancel()
 
     async def receive(self) -> Message:
-        if self._admitted is None:
+        if self.admitted is None:
             await self._admit()
-        return await self._receive()
+        message = await self._receive()
+        if self._counting and message["type"] == "websocket.receive":
+            return await self._govern(message)
+        return message
 
     async def send(self, message: Message) -> None:
-        admitted = self._admitted or await self._admit()
+        admitted = self.admitted or await self._admit()
         if message["type"] == "websocket.accept":
             self._accepted = True
             if admitted.select_bearer and not message.get("subprotocol"):
@@ -203,10 +291,34 @@ class GuardedConnection:
                 message = {**message, "subprotocol": BEARER_SUBPROTOCOL}
         await self._send(message)
 
+    async def _govern(self, message: Message) -> Message:
+        """Note the client's message; refuse past the rate{% if cookiecutter.authentication == "jwt" %}; answer control messages{% endif %}."""
+        while True:
+            self._last_seen = now = self._loop.time()
+            if self._rate is not None and self._rate.exceeded(now):
+                await self._refuse(TOO_MANY_MESSAGES)
+                raise Refused
+{%- if cookiecutter.authentication == "jwt" %}
+            text = message.get("text")
+            if not (self._refresh and text and text.startswith(CONTROL_PREFIXES)):
+                return message
+            if not await self._control(text):
+                return message
+            message = await self._receive()  # answered: the endpoint waits for the next one
+            if message["type"] != "websocket.receive":
+                return message
+{%- else %}
+            return message
+{%- endif %}
+
     async def _admit(self) -> Admitted:
         if self._refused:
             raise Refused
+{%- if cookiecutter.authentication == "jwt" %}
+        requirements = self._requirements = requirements_of(self.scope)
+{%- else %}
         requirements = requirements_of(self.scope)
+{%- endif %}
 {%- if cookiecutter.rejection_strategy == "both" %}
         self._strategy = requirements.strategy
 {%- endif %}
@@ -214,24 +326,101 @@ class GuardedConnection:
         if isinstance(outcome, Rejection):
             await self._refuse(outcome)
             raise Refused
-        self._admitted = outcome
+        self.admitted = outcome
         metrics.CONNECTIONS_OPEN.inc()
+        self._started = self._last_seen = self._loop.time()
         if outcome.identity is None:
             self.scope["user"], self.scope["auth"] = UnauthenticatedUser(), AuthCredentials()
         else:
             self.scope["user"], self.scope["auth"] = outcome.identity.user, outcome.identity.auth
 {%- if cookiecutter.authentication == "jwt" %}
-            expires_at = outcome.identity.expires_at
-            if expires_at is not None:
-                self._deadline.deadline = anyio.current_time() + (expires_at - time.time())
+            self._expire_at(outcome.identity.expires_at)
 {%- endif %}
+            self._governance.open(self, outcome.identity.user.identity, outcome.unleased)
+        self._arm()
         return outcome
+{%- if cookiecutter.authentication == "jwt" %}
+
+    def _expire_at(self, expires_at: float | None) -> None:
+        """The credential's expiry (Unix time), on the loop's clock."""
+        if expires_at is not None:
+            self._expires = self._loop.time() + (expires_at - time.time())
+{%- endif %}
+
+    def _next_limit(self) -> tuple[float, Rejection] | None:
+        """The earliest moment a limit ends this connection, and which one."""
+        limits = []
+        lifetime = self._governance.lifetime_seconds
+        if lifetime is not None:
+            limits.append((self._started + lifetime, LIFETIME_EXCEEDED))
+        if self._idle is not None:
+            limits.append((self._last_seen + self._idle, IDLE_TIMEOUT))
+{%- if cookiecutter.authentication == "jwt" %}
+        if self._expires is not None:
+            limits.append((self._expires, TOKEN_EXPIRED))
+{%- endif %}
+        return min(limits, key=lambda limit: limit[0]) if limits else None
+
+    def _arm(self) -> None:
+        limit = self._next_limit()
+        if limit is not None and not self.ended:
+            self._timer = self._loop.call_at(limit[0], self._on_timer)
+
+    def _on_timer(self) -> None:
+        # Messages since the timer was set (idle){% if cookiecutter.authentication == "jwt" %} or a refresh{% endif %} may have moved the limit
+        # later: then the timer is set again, once, instead of once per message.
+        self._timer = None
+        limit = self._next_limit()
+        if limit is None:
+            return
+        if limit[0] <= self._loop.time():
+            self.stop(limit[1])
+        else:
+            self._timer = self._loop.call_at(limit[0], self._on_timer)
+{%- if cookiecutter.authentication == "jwt" %}
+
+    async def _control(self, text: str) -> bool:
+        """Answer an in-band refresh; False when the message is not one (the endpoint's)."""
+        try:
+            request = json.loads(text)
+        except ValueError:
+            return False
+        if not isinstance(request, dict) or request.get("type") != REFRESH:
+            return False
+        token = request.get("token")
+        outcome: Rejection | None = INVALID_TOKEN
+        if isinstance(token, str):
+            identity = await self._admission.verifier.verify(token.encode("utf-8", "replace"))
+            if isinstance(identity, Rejection):
+                # Expired or keys unreachable: the client may retry; anything else is invalid.
+                expired = identity is TOKEN_EXPIRED or identity is AUTH_UNAVAILABLE
+                outcome = identity if expired else INVALID_TOKEN
+            elif self.admitted is None or self.admitted.identity is None:
+                outcome = INVALID_TOKEN
+            elif identity.user.identity != self.admitted.identity.user.identity:
+                outcome = INVALID_TOKEN  # a connection never changes hands
+            elif self._requirements is not None and not self._requirements.scopes.issubset(
+                identity.auth.scopes
+            ):
+                outcome = INSUFFICIENT_SCOPE
+            else:
+                outcome = None
+                self._expire_at(identity.expires_at)
+                self.scope["auth"] = identity.auth
+                expires_in = 0 if identity.expires_at is None else identity.expires_at - time.time()
+                answer = {"type": "auth.refreshed", "expires_in": max(0, int(expires_in))}
+                await self._send({"type": "websocket.send", "text": json.dumps(answer)})
+        if outcome is not None:
+            await self._refuse(outcome)
+            raise Refused
+        return True
+{%- endif %}
 
     async def _refuse(self, rejection: Rejection) -> None:
         """Log and count a refusal once, then deliver it the route's way."""
         self._refused = True
         metrics.count_refusal(self._strategy, rejection.code)
-        if self._admitted is None:
+        if self.admitted is None:
             if logger.isEnabledFor(logging.INFO):
                 # The path only, never the query string: it may carry a credential.
                 logger.info(
@@ -247,7 +436,7 @@ class GuardedConnection:
                 "closed WebSocket %s from %s as %s: %s",
                 self.scope["path"],
                 client_address(self.scope),
-                self._admitted.name,
+                self.admitted.name,
                 rejection.code,
             )
 {%- if cookiecutter.rejection_strategy == "both" %}

@@ -7,15 +7,18 @@ Served by ``python -m`` on this package (the recommended uvicorn options, see
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from urllib.parse import urlsplit
 
 from fastapi import FastAPI
 
 from . import metrics
 from .admission import Admission
 from .auth import CredentialVerifier
+from .governance import Governance
 from .guard import guard_websockets
 from .logs import configure_logging
-from .routes import {% if cookiecutter.browser_demo %}demo, {% endif %}health, ready, tickets
+from .revocations import RedisRevocations, Revocations
+from .routes import {% if cookiecutter.browser_demo %}demo, {% endif %}health, ready, revocations, tickets
 from .routes.echo import add_echo_routes
 from .settings import Settings, load_settings
 from .store import MemoryStore, Store
@@ -36,6 +39,21 @@ def open_store(settings: Settings) -> Store:
     return RedisStore(settings.limits_storage_url, settings.connection_lease_seconds)
 
 
+def open_revocations(settings: Settings) -> Revocations:
+    """The deny-list, shared the way the store is: in process, or through Redis."""
+    url = settings.limits_storage_url
+    if url == "memory://":
+        return Revocations()
+    if urlsplit(url).scheme not in {"redis", "rediss", "unix"}:
+        logger.warning(
+            "revocations reach only this process with a %s URL; "
+            "use a redis:// URL for them to reach every worker",
+            urlsplit(url).scheme,
+        )
+        return Revocations()
+    return RedisRevocations(url)
+
+
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
@@ -46,20 +64,29 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             "List your pages' origins, e.g. WS_ALLOWED_ORIGINS=http://127.0.0.1:8000 "
             "(cp .env.example .env sets that for local development)"
         )
+    governance: Governance = app.state.governance
     await admission.store.start()
     try:
+        await admission.revocations.start()
+        await governance.start()
         await admission.verifier.start()
         try:
             yield
         finally:
             await admission.verifier.close()
     finally:
+        await governance.close()
+        await admission.revocations.close()
         await admission.store.close()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or load_settings()
-    admission = Admission(settings, CredentialVerifier(settings), open_store(settings))
+    admission = Admission(
+        settings, CredentialVerifier(settings), open_store(settings), open_revocations(settings)
+    )
+    governance = Governance.from_settings(settings)
+    governance.watch(admission)  # closes revoked identities' connections, converges the cap
 
     app = FastAPI(
         title="{{ cookiecutter.package_name }}",
@@ -68,16 +95,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.admission = admission
+    app.state.governance = governance
     add_echo_routes(app)  # WebSocket routes first: a handshake is matched in order
     app.include_router(health.router)
     app.include_router(ready.router)
     app.include_router(tickets.router)
+    app.include_router(revocations.router)
     app.include_router(metrics.router)
 {%- if cookiecutter.browser_demo %}
     app.include_router(demo.router)  # GET /: what a browser sees when refused or admitted
 {%- endif %}
     # Every WebSocket route, these and any added later, is admitted by the guard.
-    guard_websockets(app, admission)
+    guard_websockets(app, admission, governance)
     return app
 
 
