@@ -74,7 +74,7 @@ def test_a_refreshed_connection_outlives_its_first_token(server: LiveServer, pat
 @pytest.mark.parametrize(
     ("token", "closed"),
     [
-        pytest.param(mint_token(SECRET, "bob", 60), (4403, "invalid_token"), id="other-identity"),
+        pytest.param(mint_token(SECRET, "bob", 3600), (4403, "invalid_token"), id="other-identity"),
         pytest.param(WRONG_TOKEN, (4403, "invalid_token"), id="bad-signature"),
         pytest.param(mint_token(SECRET, "alice", -10), (4401, "token_expired"), id="expired"),
         pytest.param(None, (4403, "invalid_token"), id="no-token"),
