@@ -9,6 +9,7 @@ import contextlib
 import json
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -272,3 +273,22 @@ async def test_a_lease_orphaned_by_a_frozen_store_is_released_once_it_answers(
         assert released < LEASE_SECONDS  # not after the lease ran out
         again = await open_ws(server, path, TOKENS["erin"])  # the one slot is free again
         await again.close()
+
+
+async def test_a_revocation_redis_cannot_record_is_refused_503(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    with LiveServer(tmp_path, env=env(redis_server.url)) as server:
+        redis_server.stop()
+        request = urllib.request.Request(  # noqa: S310
+            server.http_url + "/ws/revocations",
+            data=json.dumps({"identity": "erin"}).encode(),
+            method="POST",
+            headers={"authorization": f"Bearer {TOKENS['root']}"},
+        )
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            await asyncio.to_thread(urllib.request.urlopen, request, timeout=5)
+        assert refused.value.code == 503
+        assert refused.value.headers["retry-after"] == "1"
+        assert json.loads(refused.value.read())["code"] == "store_unavailable"
+    server.assert_no_unexpected_errors()
