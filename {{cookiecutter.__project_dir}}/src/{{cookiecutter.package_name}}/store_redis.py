@@ -62,6 +62,10 @@ PING_INTERVAL = 1.0  # seconds for which one answer to GET /ready stands
 FAILURES = (RedisError, OSError, asyncio.TimeoutError)
 MAX_REMEMBERED_REFUSALS = 10_000  # client addresses refused by the rate limit, per process
 RELEASE_BATCH = 512  # lease releases per pipeline
+# Releases wait this long to go out together: one pipeline for many closes (a
+# slot comes back a few milliseconds later; a reconnect of the same identity
+# takes its own pending releases along in its admission script, at once).
+RELEASE_DELAY = 0.005
 SENTINEL, CLUSTER = "redis+sentinel", "redis+cluster"
 
 T = TypeVar("T")
@@ -173,8 +177,8 @@ class RedisStore:
         self._lease_count = 0
         self._held: dict[str, Lease] = {}  # lease id -> lease, renewed while held
         self._renewing: asyncio.Task[None] | None = None
-        # Released leases on their way out, one task sends them.
-        self._to_release: list[Lease] = []
+        # Released leases on their way out, per identity; one task sends them.
+        self._to_release: dict[str, list[Lease]] = {}
         self._release_wanted = asyncio.Event()
         self._releasing: asyncio.Task[None] | None = None
         # Releases that found Redis unreachable: lease id -> (lease, when Redis drops it).
@@ -200,7 +204,8 @@ class RedisStore:
         # Normally only the last releases (connections end before the lifespan
         # does): give every slot still held back now rather than after lease_seconds.
         orphans = [lease for lease, _ in self._orphans.values()]
-        await self._remove([*self._to_release, *orphans, *self._held.values()])
+        pending = [lease for leases in self._to_release.values() for lease in leases]
+        await self._remove([*pending, *orphans, *self._held.values()])
         self._to_release.clear()
         self._orphans.clear()
         self._held.clear()
@@ -243,10 +248,27 @@ class RedisStore:
     ) -> tuple[int, Lease | None]:
         """Count a handshake against ``limits`` and take one of ``identity``'s ``cap``
         slots: (seconds to wait, None) refused by the rate, (0, None) at the cap,
-        (0, lease) admitted. One round trip."""
+        (0, lease) admitted. One round trip, which also gives back the identity's
+        releases still waiting to go out."""
         lease = self._new_lease(identity)
         rate_keys, args = self._rate_keys(limits, key)
-        lease_args = (cap, self._lease_seconds, lease.id)
+        releasing = self._to_release.pop(identity, [])
+        lease_args = (cap, self._lease_seconds, lease.id, *(each.id for each in releasing))
+        try:
+            return await self._admit_once(identity, lease, key, rate_keys, args, lease_args)
+        except StoreUnavailable:
+            self._orphan(releasing)
+            raise
+
+    async def _admit_once(
+        self,
+        identity: str,
+        lease: Lease,
+        key: tuple[str, ...],
+        rate_keys: list[str],
+        args: list[float],
+        lease_args: tuple[object, ...],
+    ) -> tuple[int, Lease | None]:
         if self._cluster:
             # The address's keys and the identity's live on different nodes: ask both
             # at once (one round trip of waiting), and give a lease back if the
@@ -351,8 +373,13 @@ class RedisStore:
         return math.ceil(wait_ms / 1000)
 
     def _queue_release(self, lease: Lease) -> None:
-        self._to_release.append(lease)
+        self._to_release.setdefault(lease.identity, []).append(lease)
         self._release_wanted.set()
+
+    def _orphan(self, leases: list[Lease]) -> None:
+        """Releases that found Redis unreachable: kept until Redis expires them anyway."""
+        gone = time.monotonic() + self._lease_seconds
+        self._orphans.update((lease.id, (lease, gone)) for lease in leases)
 
     async def renew_leases(self) -> None:
         """Renew (or re-add, after a restart or a failover lost them) every lease held here."""
@@ -390,13 +417,19 @@ class RedisStore:
         # whose release fails is kept only until Redis expires it anyway.
         while True:
             await self._release_wanted.wait()
+            await asyncio.sleep(RELEASE_DELAY)
             self._release_wanted.clear()
-            while self._to_release:
-                batch = self._to_release[:RELEASE_BATCH]
-                del self._to_release[:RELEASE_BATCH]
-                if not await self._remove(batch):
-                    gone = time.monotonic() + self._lease_seconds
-                    self._orphans.update((lease.id, (lease, gone)) for lease in batch)
+            pending, self._to_release = self._to_release, {}
+            leases = [lease for each in pending.values() for lease in each]
+            for start in range(0, len(leases), RELEASE_BATCH):
+                batch = leases[start : start + RELEASE_BATCH]
+                try:
+                    removed = await self._remove(batch)
+                except asyncio.CancelledError:
+                    self._orphan(leases[start:])  # shutting down: close() sends them
+                    raise
+                if not removed:
+                    self._orphan(batch)
 
     async def _remove(self, leases: list[Lease]) -> bool:
         """Take leases out of Redis; whether it answered (if not, they expire)."""

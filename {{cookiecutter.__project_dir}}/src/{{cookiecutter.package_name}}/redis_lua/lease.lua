@@ -16,3 +16,10 @@ local function acquire(key, cap, seconds, id)
   redis.call('EXPIRE', key, math.ceil(tonumber(seconds)) + 1)
   return 1
 end
+
+-- Gives back the leases args[first], args[first + 1], ... of this identity.
+local function release(key, args, first)
+  for i = first, #args do
+    redis.call('ZREM', key, args[i])
+  end
+end
