@@ -18,6 +18,8 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from redis_fleet import RedisClusterSet, SentinelSet
+
 from cases import ECHO_PATHS
 from credentials import AUTH_ENV, SECOND_TOKEN, credential_for
 from live_server import LiveServer
@@ -292,3 +294,28 @@ async def test_a_revocation_redis_cannot_record_is_refused_503(
         assert refused.value.headers["retry-after"] == "1"
         assert json.loads(refused.value.read())["code"] == "store_unavailable"
     server.assert_no_unexpected_errors()
+
+
+@pytest.mark.parametrize("fleet", [SentinelSet, RedisClusterSet], ids=["sentinel", "cluster"])
+async def test_revocation_reaches_every_server_past_one_node(
+    fleet: type[SentinelSet | RedisClusterSet], tmp_path: Path
+) -> None:
+    (tmp_path / "redis").mkdir()
+    with fleet(tmp_path / "redis") as redis:
+        servers = [LiveServer(tmp_path / name, env=env(redis.url)) for name in ("one", "two")]
+        for server in servers:
+            server.workdir.mkdir()
+        with servers[0], servers[1]:
+            await asyncio.sleep(1.0)  # both subscribed (no count to ask a Cluster for)
+            erin = [await open_ws(server, ECHO_PATHS[0], TOKENS["erin"]) for server in servers]
+            watching = [asyncio.create_task(closed(ws)) for ws in erin]
+            started = time.monotonic()
+            revoke = {"identity": "erin"}
+            assert await asyncio.to_thread(post, servers[0], "/ws/revocations", revoke) == 202
+            outcomes = await asyncio.wait_for(asyncio.gather(*watching), 10)
+            slowest = max(at for at, _, _ in outcomes) - started
+            print(f"revocation through {redis.url.split(':')[0]}: slowest closed {slowest:.3f} s")
+            assert {(code, reason) for _, code, reason in outcomes} == {(4403, "revoked")}
+            assert slowest < BOUND + SLACK
+        for server in servers:
+            server.assert_no_unexpected_errors()

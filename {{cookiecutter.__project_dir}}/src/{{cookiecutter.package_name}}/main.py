@@ -7,7 +7,6 @@ Served by ``python -m`` on this package (the recommended uvicorn options, see
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from urllib.parse import urlsplit
 
 from fastapi import FastAPI
 
@@ -41,17 +40,9 @@ def open_store(settings: Settings) -> Store:
 
 def open_revocations(settings: Settings) -> Revocations:
     """The deny-list, shared the way the store is: in process, or through Redis."""
-    url = settings.limits_storage_url
-    if url == "memory://":
+    if settings.limits_storage_url == "memory://":
         return Revocations()
-    if urlsplit(url).scheme not in {"redis", "rediss", "unix"}:
-        logger.warning(
-            "revocations reach only this process with a %s URL; "
-            "use a redis:// URL for them to reach every worker",
-            urlsplit(url).scheme,
-        )
-        return Revocations()
-    return RedisRevocations(url)
+    return RedisRevocations(settings.limits_storage_url)
 
 
 @asynccontextmanager

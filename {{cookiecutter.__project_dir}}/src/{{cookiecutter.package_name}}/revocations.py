@@ -8,9 +8,11 @@ handshakes and ticket requests are refused until the revocation ends or is lifte
 - Redis: the deny-list is one sorted set (member: identity, score: when the
   revocation ends, by Redis' clock), so it outlives any worker and expires by
   itself; a message on a pub/sub channel makes each change immediate everywhere.
-  Every process holds ONE subscription. When it loses it (Redis restarted, the
-  network dropped), it subscribes again and then reads the whole set, so a
-  revocation issued meanwhile takes effect as soon as it is back.
+  Every process holds ONE subscription (with Sentinel, on the current master;
+  on a Cluster, on any node: a publication reaches every node). When it loses
+  it (Redis restarted, the network dropped, a failover), it subscribes again and
+  then reads the whole set, so a revocation issued meanwhile takes effect as
+  soon as it is back.
 
 Either way the handshake asks only the local copy (``is_revoked``): never a round
 trip per handshake.
@@ -21,12 +23,17 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
-from redis.asyncio import Redis
+from redis.asyncio import Redis, RedisCluster, Sentinel
+from redis.asyncio.client import PubSub
+from redis.asyncio.cluster import ClusterNode
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
+
+from .store_redis import CLUSTER, SENTINEL, parse_redis_url
 
 logger = logging.getLogger(__name__)
 
@@ -125,14 +132,31 @@ return found
 class RedisRevocations(Revocations):
     def __init__(self, url: str, prefix: str = "ws") -> None:
         super().__init__()
+        target = parse_redis_url(url)
+        timeouts: dict[str, Any] = {
+            "socket_timeout": READ_SECONDS,
+            "socket_connect_timeout": READ_SECONDS,
+        }
         # No automatic retry: a lost subscription must come back through
         # _listen_forever, which reads the deny-list again after subscribing.
-        self._redis = Redis.from_url(
-            url,
-            socket_timeout=READ_SECONDS,
-            socket_connect_timeout=READ_SECONDS,
-            retry=Retry(NoBackoff(), 0),
-        )
+        options = {**timeouts, "retry": Retry(NoBackoff(), 0)}
+        login = {"username": target.username, "password": target.password}
+        self._sentinel: Sentinel | None = None
+        self._nodes: list[tuple[str, int]] = []  # Cluster: where a subscription may go
+        self._redis: Redis | RedisCluster
+        if target.scheme == CLUSTER:
+            nodes = [ClusterNode(host, port) for host, port in target.hosts]
+            self._redis = RedisCluster(startup_nodes=nodes, **login, **options)
+            self._nodes = list(target.hosts)
+            self._login = login
+            self._options = options
+        elif target.scheme == SENTINEL:
+            self._sentinel = Sentinel(list(target.hosts), sentinel_kwargs=timeouts, **timeouts)
+            self._redis = self._sentinel.master_for(
+                target.service, db=target.db, **login, **options
+            )
+        else:
+            self._redis = Redis.from_url(url, **options)
         self._key = f"{prefix}:revocations"
         self._channel = f"{prefix}:revocations"
         self._revoke = self._redis.register_script(REVOKE)
@@ -151,6 +175,8 @@ class RedisRevocations(Revocations):
                 await self._listening
             self._listening = None
         await self._redis.aclose()
+        if self._sentinel is not None:
+            await self._sentinel.aclose()
 
     async def revoke(self, identity: str, seconds: int) -> None:
         args = [identity, seconds, self._channel, MAX_REVOKED]
@@ -170,9 +196,11 @@ class RedisRevocations(Revocations):
 
     async def _listen_forever(self) -> None:
         lost = False
+        attempt = 0
         while True:
+            attempt += 1
             try:
-                async with self._redis.pubsub() as pubsub:
+                async with self._subscriber(attempt) as pubsub:
                     await pubsub.subscribe(self._channel)
                     # Subscribed first, read second: nothing published in between is missed.
                     found = await self._read(keys=[self._key])
@@ -201,6 +229,21 @@ class RedisRevocations(Revocations):
                         RECONNECT_SECONDS,
                     )
                 await asyncio.sleep(RECONNECT_SECONDS)
+
+    @contextlib.asynccontextmanager
+    async def _subscriber(self, attempt: int) -> AsyncIterator[PubSub]:
+        """A pub/sub connection: the client's own, or (Cluster) a node's, in turn."""
+        if isinstance(self._redis, Redis):
+            async with self._redis.pubsub() as pubsub:
+                yield pubsub
+            return
+        host, port = self._nodes[attempt % len(self._nodes)]
+        node = Redis(host=host, port=port, **self._login, **self._options)
+        try:
+            async with node.pubsub() as pubsub:
+                yield pubsub
+        finally:
+            await node.aclose()
 
     def _on_message(self, data: bytes) -> None:
         try:
