@@ -166,6 +166,10 @@ def test_revocation_closes_refuses_spares_others_and_lifts(
         assert_reason(strategy, messages, "revoked")
         bob.send("unaffected")
         assert bob.recv(timeout=5) == "unaffected"
+    with urllib.request.urlopen(server.http_url + "/metrics", timeout=5) as response:  # noqa: S310
+        metrics = response.read().decode()
+    labels = f'code="revoked",strategy="{strategy}"'
+    assert "websocket_refusals_total{" + labels + "}" in metrics  # closures are counted
     # Its new handshakes and ticket requests are refused.
     if strategy in SENDS_REASON:
         with open_ws(server, path, token) as again:

@@ -44,7 +44,7 @@ class Governed(Protocol):
     admitted: "Admitted | None"
     ended: bool
 
-    def stop(self, rejection: Rejection) -> None: ...
+    def stop(self, rejection: Rejection) -> bool: ...
 
 
 class MessageRate:
@@ -153,9 +153,10 @@ class Governance:
     def revoked(self, identity: str) -> None:
         connections = self._live.get(identity)
         if connections:
-            logger.info("closing %d connection(s) of revoked %s", len(connections), identity)
-            for connection in list(connections):
-                connection.stop(REVOKED)
+            # The first news of it only (Redis also echoes this process's own revocations).
+            closing = sum(connection.stop(REVOKED) for connection in list(connections))
+            if closing:
+                logger.info("closing %d connection(s) of revoked %s", closing, identity)
 
     async def _converge_forever(self) -> None:
         while True:

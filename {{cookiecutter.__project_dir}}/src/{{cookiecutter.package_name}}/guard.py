@@ -266,12 +266,15 @@ class GuardedConnection:
                     self._governance.end(self, admitted.identity.user.identity)
                 await self._admission.release(admitted)
 
-    def stop(self, rejection: Rejection) -> None:
+    def stop(self, rejection: Rejection) -> bool:
         """End the connection with ``rejection`` (a limit, a revocation): the endpoint
-        is cancelled and the refusal delivered the route's way. The first reason wins."""
-        if self._stopped_by is None and not self._refused and not self.ended:
-            self._stopped_by = rejection
-            self._stop.cancel()
+        is cancelled and the refusal delivered the route's way. The first reason
+        wins; False when the connection was ending already."""
+        if self._stopped_by is not None or self._refused or self.ended:
+            return False
+        self._stopped_by = rejection
+        self._stop.cancel()
+        return True
 
     async def receive(self) -> Message:
         if self.admitted is None:
