@@ -66,6 +66,7 @@ MANIFEST: list[tuple[str, dict[str, tuple[object, ...]], str | None]] = [
     (f"{PACKAGE}/routes/demo.py", BROWSER_DEMO, None),
     (f"{PACKAGE}/routes/demo.html", BROWSER_DEMO, None),
     ("tests/test_browser_demo.py", BROWSER_DEMO, None),
+    ("tests/test_js_client.py", BROWSER_DEMO, None),  # playwright comes with the demo
     *[
         (
             f"docs/screenshots/browser-demo-{strategy}-{authentication}.png",
@@ -207,18 +208,20 @@ def try_it(setting: str, package: str) -> str:
     """How to connect once the app runs, with the secret just written to .env."""
     paths = echo_paths()
     if ANSWERS["authentication"] == "jwt":
-        return (
-            "A random WS_JWT_SECRET was written to .env (never commit it). Mint a token\n"
-            f"and connect (the app must be running):\n"
-            f"    TOKEN=$(.venv/bin/python -m {package} token --sub alice --scope admin)\n"
-            + "\n".join(
-                f'    .venv/bin/python -m websockets "ws://127.0.0.1:8000{path}?token=$TOKEN"'
-                for path in paths
-            )
+        intro = "A random WS_JWT_SECRET was written to .env (never commit it). Mint a token"
+        token = f"$(.venv/bin/python -m {package} token --sub alice --scope admin)"
+    else:
+        intro = "A random token was written to .env (never commit it). Take it"
+        token = setting.split(":")[1]
+    connect = f".venv/bin/python -m {package} connect ws://127.0.0.1:8000{paths[0]}"
+    return (
+        f"{intro}\nand connect through each channel (the app must be running):\n"
+        f"    TOKEN={token}\n"
+        + "\n".join(
+            f'    {connect} --token "$TOKEN" --channel {channel} --send hello'
+            for channel in ("header", "subprotocol", "ticket", "query")
         )
-    token = setting.split(":")[1]
-    return "A random token was written to .env (never commit it). Try:\n" + "\n".join(
-        f"    ws://127.0.0.1:8000{path}?token={token}" for path in paths
+        + f"\n    {connect} --send hello   # refused: no credential"
     )
 
 
@@ -239,7 +242,7 @@ Run its tests (same set-up, then pytest):
     {setup} && .venv/bin/python -m pytest
 
 {try_it(setting, package)}
-Docs: {slug}/README.md, {slug}/docs/overview.md
+Docs: {slug}/README.md, {slug}/docs/overview.md, {slug}/docs/clients.md
 """
 
 

@@ -12,12 +12,9 @@ from fastapi import WebSocket
 
 from {{ cookiecutter.package_name }}.main import app
 from {{ cookiecutter.package_name }}.requirements import public
-from {{ cookiecutter.package_name }}.routes import websocket_client
-from {{ cookiecutter.package_name }}.routes.echo import echo_messages
-
-# Until main.py serves GET /ws-client.js itself.
-if not any(getattr(route, "path", None) == "/ws-client.js" for route in app.routes):
-    app.include_router(websocket_client.router)
+from {{ cookiecutter.package_name }}.routes.echo import (
+    echo_messages,
+)
 
 closed_so_far: Counter[str] = Counter()
 

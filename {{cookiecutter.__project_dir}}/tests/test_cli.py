@@ -1,5 +1,5 @@
-"""``python -m {{ cookiecutter.package_name }} connect`` against a live uvicorn: every
-channel, its output lines and its exit status (0 only after a normal close)."""
+"""The ``connect`` command (``python -m <package> connect``) against a live uvicorn:
+every channel, its output lines and its exit status (0 only after a normal close)."""
 
 import json
 import subprocess

@@ -17,7 +17,7 @@ from .governance import Governance
 from .guard import guard_websockets
 from .logs import configure_logging
 from .revocations import RedisRevocations, Revocations
-from .routes import {% if cookiecutter.browser_demo %}demo, {% endif %}health, ready, revocations, tickets
+from .routes import {% if cookiecutter.browser_demo %}demo, {% endif %}health, ready, revocations, tickets, websocket_client
 from .routes.echo import add_echo_routes
 from .settings import Settings, load_settings
 from .store import MemoryStore, Store
@@ -93,6 +93,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(tickets.router)
     app.include_router(revocations.router)
     app.include_router(metrics.router)
+    app.include_router(websocket_client.router)  # GET /ws-client.js, for your own pages
 {%- if cookiecutter.browser_demo %}
     app.include_router(demo.router)  # GET /: what a browser sees when refused or admitted
 {%- endif %}
