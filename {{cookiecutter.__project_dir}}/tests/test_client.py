@@ -32,6 +32,7 @@ from live_server import LiveServer
 # Small delays keep the retrying tests quick; the bounds are what is tested.
 QUICK = RetryPolicy(max_attempts=4, max_seconds=60, base_delay=0.2, max_delay=0.8)
 STRATEGIES = list(ECHO_ENDPOINTS)
+RATE_WINDOW = 2  # seconds: one handshake per window in the rate-limit test
 {%- if cookiecutter.rejection_strategy == "pre_accept" %}
 CLOSES_AFTER_ACCEPT: set[str] = set()  # strategies that refuse with a close frame
 {%- else %}
@@ -181,10 +182,13 @@ def assert_refused(refused: Refused, strategy: str, status: int, code: str) -> N
 async def test_rate_limited_waits_at_least_retry_after_or_the_back_off(
     tmp_path: Path, strategy: str
 ) -> None:
-    env = {"WS_HANDSHAKE_RATE_LIMIT": "1/second"}
+    env = {"WS_HANDSHAKE_RATE_LIMIT": f"1/{RATE_WINDOW}second"}
     with LiveServer(tmp_path, env=env) as server:
         url = server.ws_url + ECHO_ENDPOINTS[strategy]
-        assert await echo_once(Client(url, token=TOKEN)) == ["hello"]  # uses the second's one
+        # Windows start at multiples of their length (Unix time): start with one, so
+        # the next handshake surely falls in the same window as this one.
+        await asyncio.sleep(RATE_WINDOW - time.time() % RATE_WINDOW)
+        assert await echo_once(Client(url, token=TOKEN)) == ["hello"]  # the window's one
         policy = RetryPolicy(max_attempts=20, max_seconds=60, base_delay=0.2, max_delay=0.8)
         client = RecordingClient(url, token=TOKEN, policy=policy)
         started = time.monotonic()
