@@ -76,6 +76,8 @@ GENERATED_ENV = {
     # default "50/second;1200/minute": still two limits, checked on every handshake
     "WS_HANDSHAKE_RATE_LIMIT": "1000000/second;60000000/minute",
     "WS_MAX_CONNECTIONS_PER_IDENTITY": "1000000",  # default 100, still counted with leases
+    # default "100/second;3000/minute" per connection: still checked on every message
+    "WS_MESSAGE_RATE_LIMIT": "1000000/second;60000000/minute",
     "WS_MAX_MESSAGE_BYTES": str(MAX_MESSAGE_BYTES),
     "WS_LIMITS_STORAGE_URL": "memory://",
 }
@@ -86,6 +88,9 @@ NO_RATE_LIMIT_ENV = {
     "WS_MAX_CONNECTIONS_PER_IDENTITY": "off",
 }
 NO_RATE_LIMIT = "limits off"
+# The same app without the per-connection message rate: what that check costs a message.
+NO_MESSAGE_RATE_ENV = {**GENERATED_ENV, "WS_MESSAGE_RATE_LIMIT": "off"}
+NO_MESSAGE_RATE = "message rate off"
 IN_REDIS = "limits in Redis on 127.0.0.1"
 EVERY_HANDSHAKE = {"WS_JWT_CACHE_SIZE": "0"}  # jwt: verify every token, remember nothing
 NEW, OLD = "generated", "baseline"  # the project under test, the one it is compared with
@@ -687,6 +692,7 @@ def server_specs(
     }
     specs[NEW] = generated(new, {})
     specs[NO_RATE_LIMIT] = generated(new, NO_RATE_LIMIT_ENV)
+    specs[NO_MESSAGE_RATE] = generated(new, NO_MESSAGE_RATE_ENV)
     specs["generated httptools"] = generated(new, {}, "httptools")
     if run_.old:
         specs[OLD] = generated(run_.old, {})
@@ -799,6 +805,12 @@ def cpu_comparisons(context: Context, servers: Servers) -> dict[str, Any]:
         Subject("raw ASGI echo", "raw echo", "echo"),
         Subject("bare FastAPI echo", "fastapi echo", "echo"),
         *(Subject(route_label(NEW, s), NEW, "echo", s.route, auth) for s in context.strategies),
+        *(
+            Subject(
+                f"{route_label(NEW, s)}, {NO_MESSAGE_RATE}", NO_MESSAGE_RATE, "echo", s.route, auth
+            )
+            for s in context.strategies
+        ),
     ]
     report["echo message"] = compare_messages(group, running, settings)
 

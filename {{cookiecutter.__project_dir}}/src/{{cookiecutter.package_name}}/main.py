@@ -34,7 +34,7 @@ NO_TELEMETRY = {"tracing": False, "metrics": False, "logs": False}
 
 def open_store(settings: Settings) -> Store:
     if settings.limits_storage_url == "memory://":
-        return MemoryStore()
+        return MemoryStore(settings.max_tracked_addresses)
     return RedisStore(settings.limits_storage_url, settings.connection_lease_seconds)
 
 
