@@ -3,7 +3,9 @@
 from fastapi import WebSocket
 
 from websocket_gatekeeper.main import app
-from websocket_gatekeeper.requirements import refuse_after_accept
+from websocket_gatekeeper.requirements import (
+    refuse_after_accept,
+)
 
 SECRET_DETAIL = "database password is hunter2"
 

@@ -141,7 +141,7 @@ class RedisServer:
         now = self.client.time()
         now_seconds = now[0] + now[1] / 1_000_000
         return {
-            key.removeprefix(f"{prefix}:leases:"): count
+            key.removeprefix(f"{prefix}:leases:").removeprefix("{").removesuffix("}"): count
             for key in self.client.scan_iter(f"{prefix}:leases:*")
             if (count := self.client.zcount(key, f"({now_seconds}", "+inf"))
         }

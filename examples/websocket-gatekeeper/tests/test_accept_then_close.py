@@ -14,7 +14,9 @@ from websocket_gatekeeper.rejections import (
     Rejection,
     close_message,
 )
-from websocket_gatekeeper.requirements import refuse_after_accept
+from websocket_gatekeeper.requirements import (
+    refuse_after_accept,
+)
 from websocket_gatekeeper.settings import Settings
 
 from cases import ACCEPT_THEN_CLOSE_PREFIX, ADMIN_ECHO_ENDPOINTS, BEARER, ECHO_ENDPOINTS, REFUSED

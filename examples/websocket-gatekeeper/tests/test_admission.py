@@ -24,7 +24,10 @@ from websocket_gatekeeper.rejections import (
     TOO_MANY_CONNECTIONS,
     Rejection,
 )
-from websocket_gatekeeper.requirements import GUARDED, Requirements
+from websocket_gatekeeper.requirements import (
+    GUARDED,
+    Requirements,
+)
 from websocket_gatekeeper.settings import Settings
 from websocket_gatekeeper.store import (
     Lease,

@@ -25,7 +25,9 @@ import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
-from websocket_gatekeeper.server import SHED_LOG_INTERVAL
+from websocket_gatekeeper.server import (
+    SHED_LOG_INTERVAL,
+)
 
 from cases import BEARER, ECHO_PATHS, SETTINGS_ENV
 from redis_server import RedisServer

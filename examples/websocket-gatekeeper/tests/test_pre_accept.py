@@ -9,7 +9,10 @@ from starlette.websockets import WebSocketDisconnect
 
 from websocket_gatekeeper import pre_accept
 from websocket_gatekeeper.main import create_app
-from websocket_gatekeeper.pre_accept import CACHED_DENIALS, denial_messages
+from websocket_gatekeeper.pre_accept import (
+    CACHED_DENIALS,
+    denial_messages,
+)
 from websocket_gatekeeper.rejections import (
     INSUFFICIENT_SCOPE,
     Rejection,

@@ -14,17 +14,28 @@ import signal
 import time
 import urllib.error
 import urllib.request
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, asynccontextmanager, contextmanager, suppress
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
+from redis.asyncio.connection import AbstractConnection
+from starlette.requests import HTTPConnection
+from starlette.types import Scope
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect as connect_sync
 
+from websocket_gatekeeper.admission import (
+    Admission,
+    Admitted,
+)
+from websocket_gatekeeper.auth import CredentialVerifier
+from websocket_gatekeeper.rejections import Rejection
+from websocket_gatekeeper.requirements import GUARDED
+from websocket_gatekeeper.settings import Settings
 from websocket_gatekeeper.store_redis import RedisStore
 
 from cases import BEARER, ECHO_ENDPOINTS
@@ -39,6 +50,8 @@ STRATEGIES = list(ECHO_ENDPOINTS)
 SECOND = {"authorization": f"Bearer {SECOND_TOKEN}"}
 # Log lines that betray a bug even though they are not at ERROR.
 LEFTOVERS = ("Task was destroyed", "was never awaited", "Unclosed", "Task exception")
+T = TypeVar("T")
+CONNECTION_GREETING = {b"HELLO", b"CLIENT", b"AUTH", b"SELECT", b"READONLY"}
 
 
 def limits_env(redis_url: str) -> dict[str, str]:
@@ -275,19 +288,30 @@ async def store_on(redis: RedisServer, prefix: str) -> AsyncIterator[RedisStore]
         await store.close()
 
 
-def count_round_trips(store: RedisStore, monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The commands the store sends, one per round trip (scripts and single commands;
-    the store's pipelines, which only release leases, are not used here)."""
-    sent: list[str] = []
-    client = store._redis
-    execute = client.execute_command
+class RoundTrips:
+    """Requests the app's redis-py clients send, counted where they go out on a
+    connection: a script, a command or a whole pipeline is one round trip. A new
+    pooled connection's own greeting (HELLO, CLIENT SETINFO, ...) is not counted:
+    it happens once per connection, not per handshake."""
 
-    async def counting(*args: Any, **options: Any) -> Any:
-        sent.append(str(args[0]))
-        return await execute(*args, **options)
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.count = 0
+        send = AbstractConnection.send_packed_command
 
-    monkeypatch.setattr(client, "execute_command", counting)
-    return sent
+        async def counting(connection: AbstractConnection, command: Any, **options: Any) -> None:
+            packed = b"".join(command) if isinstance(command, list) else bytes(command)
+            name = packed.split(b"\r\n", 3)[2].upper()  # *<n>, $<length>, then the name
+            if name not in CONNECTION_GREETING:
+                self.count += 1
+            await send(connection, command, **options)
+
+        monkeypatch.setattr(AbstractConnection, "send_packed_command", counting)
+
+    async def of(self, call: Awaitable[T]) -> tuple[T, int]:
+        """The result of ``call`` and the round trips it waited for."""
+        before = self.count
+        result = await call
+        return result, self.count - before
 
 
 async def test_the_rate_script_decides_like_limits_own_redis_storage(
@@ -302,6 +326,10 @@ async def test_the_rate_script_decides_like_limits_own_redis_storage(
     )
     theirs = SlidingWindowCounterRateLimiter(storage)
     item = parse("5/minute")
+    # Both sides must count in the same minute: on a busy machine the 16 hits could
+    # otherwise straddle a window boundary and the two sides see different windows.
+    while time.time() % 60 > 50:
+        await asyncio.sleep(0.5)
     async with store_on(shared_redis, "ours") as ours:
         ours_waits = [await ours.hit((item,), "203.0.113.5") for _ in range(8)]
         theirs_allowed = [await theirs.hit(item, "203.0.113.5") for _ in range(8)]
@@ -311,12 +339,14 @@ async def test_the_rate_script_decides_like_limits_own_redis_storage(
     # The same keys, with the same counts and lifetimes, as limits keeps.
     client = shared_redis.client
     for suffix in ("", "/-1"):
-        key = "{" + item.key_for("203.0.113.5") + "}" + suffix
-        assert client.get(f"ours:rate:{key}") == client.get(f"theirs:{key}")
-        assert abs(client.pttl(f"ours:rate:{key}") - client.pttl(f"theirs:{key}")) < 1000
+        theirs_key = "theirs:{" + item.key_for("203.0.113.5") + "}" + suffix
+        # Ours: one hash tag per address (every limit on one Cluster node), then limits' key.
+        ours_key = "ours:rate:{203.0.113.5}:" + item.key_for("203.0.113.5") + suffix
+        assert client.get(ours_key) == client.get(theirs_key)
+        assert abs(client.pttl(ours_key) - client.pttl(theirs_key)) < 1000
 
 
-async def test_every_limit_of_a_handshake_is_one_round_trip_and_its_lease_another(
+async def test_every_limit_of_a_handshake_is_one_round_trip(
     shared_redis: RedisServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from limits import parse_many
@@ -324,20 +354,90 @@ async def test_every_limit_of_a_handshake_is_one_round_trip_and_its_lease_anothe
     limits = tuple(parse_many("3/second;4/minute"))
     async with store_on(shared_redis, "trips") as store:
         await store.hit(limits, "warm-up")  # loads the scripts into Redis once
-        sent = count_round_trips(store, monkeypatch)
-        waits = [await store.hit(limits, "198.51.100.20") for _ in range(5)]
-        assert waits[:3] == [0, 0, 0]
-        assert waits[3] >= 1  # the per-second limit
-        assert sent == ["EVALSHA"] * 5  # refused or not: one script for both limits
-        sent.clear()
-        lease = await store.acquire_lease("alice", cap=2)
-        assert lease is not None
-        assert sent == ["EVALSHA"]
-        await store.release_lease(lease)
+        trips = RoundTrips(monkeypatch)
+        waits = [await trips.of(store.hit(limits, "198.51.100.20")) for _ in range(5)]
+        assert [wait for wait, _ in waits[:3]] == [0, 0, 0]
+        assert waits[3][0] >= 1  # the per-second limit
+        assert [sent for _, sent in waits[:4]] == [1] * 4  # refused or not: one script
+        assert waits[4] == (waits[3][0], 0)  # still refused: known here, Redis not asked
+
+
+def admission_on(store: RedisStore, settings: Settings, **changes: object) -> Admission:
+    settings = settings.model_copy(
+        update={"handshake_rate_limit": f"{RATE}/minute", "max_connections_per_identity": CAP}
+        | changes
+    )
+    return Admission(settings, CredentialVerifier(settings), store)
+
+
+def handshake(headers: dict[str, str], address: str = "203.0.113.30", query: str = "") -> Scope:
+    return {
+        "type": "websocket",
+        "path": "/ws/echo",
+        "query_string": query.encode(),
+        "headers": [(name.encode(), value.encode()) for name, value in headers.items()],
+        "subprotocols": [],
+        "client": (address, 50000),
+    }
+
+
+async def test_one_round_trip_per_admission_and_none_on_close(
+    shared_redis: RedisServer, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with store_on(shared_redis, "ws") as store:
+        admission = admission_on(store, settings)
+        await admission.verifier.start()
+        await store.hit(admission._rate_limits, "warm-up")  # loads the scripts
+        _, warm_up = await store.admit(admission._rate_limits, ("warm-up",), "nobody", 1)
+        assert warm_up is not None
+        await store.release_lease(warm_up)
+        await eventually(lambda: not shared_redis.lease_counts(), timeout=1)
+        trips = RoundTrips(monkeypatch)
+        counts: dict[str, list[int]] = {}
+
+        async def admit(label: str, scope: Scope, expected: str) -> Admitted | Rejection:
+            outcome, sent = await trips.of(admission.admit(scope, GUARDED, "test"))
+            code = outcome.code if isinstance(outcome, Rejection) else "admitted"
+            assert code == expected
+            counts.setdefault(label, []).append(sent)
+            return outcome
+
+        held = [await admit("admitted", handshake(BEARER), "admitted") for _ in range(CAP)]
+        await admit("at the cap", handshake(BEARER), "too_many_connections")
+        await admit("no credential", handshake({}), "missing_token")
+        await admit(
+            "wrong credential", handshake({"authorization": "Bearer nope"}), "invalid_token"
+        )
+        for admitted in held:
+            assert isinstance(admitted, Admitted)
+            _, sent = await trips.of(admission.release(admitted))
+            counts.setdefault("release (awaited)", []).append(sent)
+        await eventually(lambda: not shared_redis.lease_counts(), timeout=1)
+        issued = await admission.issue_ticket(HTTPConnection(handshake(SECOND)))
+        assert not isinstance(issued, Rejection)
+        by_ticket = await admit("ticket", handshake({}, query=f"ticket={issued[0]}"), "admitted")
+        await admission.release(by_ticket)  # type: ignore[arg-type]
+        flood = "203.0.113.31"
+        for _ in range(RATE):
+            admitted = await admit("admitted", handshake(SECOND, flood), "admitted")
+            await admission.release(admitted)  # type: ignore[arg-type]
+            await eventually(lambda: not shared_redis.lease_counts(), timeout=1)
+        await admit("first rate refusal", handshake(SECOND, flood), "rate_limited")
+        for headers in (SECOND, {}, {"authorization": "Bearer nope"}):
+            await admit("known rate refusal", handshake(headers, flood), "rate_limited")
+        print("round trips per path:", {label: sorted(set(sent)) for label, sent in counts.items()})
+        assert set(counts["admitted"]) == {1}
+        assert set(counts["release (awaited)"]) == {0}
+        for refusal in ("at the cap", "no credential", "wrong credential", "first rate refusal"):
+            assert counts[refusal] == [1], refusal
+        assert set(counts["known rate refusal"]) == {0}
+        assert counts["ticket"] == [2]  # GETDEL, then rate and lease
+        await eventually(lambda: not shared_redis.lease_counts(), timeout=1)
+        await admission.verifier.close()
 
 
 async def test_the_rate_per_address_is_shared_and_no_header_escapes_it(
-    servers: Trio,
+    servers: Trio, shared_redis: RedisServer
 ) -> None:
     a, b, _ = servers
     here = "127.0.0.2"
@@ -371,6 +471,8 @@ async def test_the_rate_per_address_is_shared_and_no_header_escapes_it(
             assert outcome.ws is not None
             await outcome.ws.close()
         assert (await attempt(a, STRATEGIES[0], proxied)).answer == (429, "rate_limited")
+        # B's releases go out a few milliseconds after each close (batched).
+        await eventually(lambda: shared_redis.lease_counts() == {SECOND_IDENTITY: 1}, timeout=1)
         other = {**SECOND, "x-forwarded-for": "198.51.100.8"}
         outcomes.append(await attempt(a, STRATEGIES[0], other))
         assert [outcome.answer for outcome in outcomes] == [ADMITTED, ADMITTED]

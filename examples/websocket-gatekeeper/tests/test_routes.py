@@ -8,6 +8,7 @@ In this project, routes that declare nothing refuse before accept (pre-accept).
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -134,3 +135,12 @@ def test_a_refused_client_is_counted_once_and_never_as_admitted(
     refusal_code(user_client, path, headers)
     assert counted("websocket_refusals_total", code=code) == refused + 1
     assert counted("websocket_admissions_total") == admitted
+
+
+def test_the_routes_guide_shows_this_very_code() -> None:
+    # docs/routes.md quotes user_routes_app.py: what the guide says is what runs here.
+    tests = Path(__file__).parent
+    source = (tests / "user_routes_app.py").read_text(encoding="utf-8")
+    code = source[source.index('"""', 3) + 3 :].lstrip("\n")
+    guide = (tests.parent / "docs" / "routes.md").read_text(encoding="utf-8")
+    assert f"```python\n{code}```" in guide

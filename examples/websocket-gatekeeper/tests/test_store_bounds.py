@@ -11,7 +11,10 @@ import psutil
 import pytest
 from limits import parse_many
 
-from websocket_gatekeeper.store import SWEEP_BATCH, SlidingWindowCounters
+from websocket_gatekeeper.store import (
+    SWEEP_BATCH,
+    SlidingWindowCounters,
+)
 
 ADDRESSES = 300_000
 LIMITS = tuple(parse_many("50/second;1200/minute"))  # the default WS_HANDSHAKE_RATE_LIMIT

@@ -7,7 +7,10 @@ from fastapi import APIRouter, FastAPI, WebSocket
 from websocket_gatekeeper.guard import Rejected
 from websocket_gatekeeper.main import app
 from websocket_gatekeeper.rejections import Rejection
-from websocket_gatekeeper.requirements import public, requires
+from websocket_gatekeeper.requirements import (
+    public,
+    requires,
+)
 
 ROOM_CLOSED = Rejection(403, "room_closed", "This room is closed.")
 

@@ -1,20 +1,25 @@
-"""Serve the app with the recommended uvicorn options, or print a credential.
+"""Serve the app with the recommended uvicorn options, print a credential, or connect.
 
-Run ``python -m`` on this package with ``--help``, or ``token --help``.
+Run ``python -m`` on this package with ``--help``, ``token --help`` or ``connect --help``.
 """
 
 import argparse
+import asyncio
 import gc
+import logging
 import os
 import shutil
 import sys
 import tempfile
+from contextlib import suppress
 
 import uvicorn
 from starlette.types import ASGIApp
+from websockets.exceptions import ConnectionClosed
 
 from . import server
 from .auth import add_token_command
+from .client import CHANNELS, Client, Refused, RetryPolicy
 from .clients import ForwardedClients
 from .settings import load_settings
 
@@ -25,6 +30,7 @@ METRICS_DIR_PREFIX = "websocket-metrics-"  # a folder of this launcher's, remove
 # spends much of its CPU in collections (docs/performance.md). A higher threshold
 # makes collections rarer, each one longer.
 GC_THRESHOLD = 10_000
+QUIET_SECONDS = 1.0  # `connect --send` closes once no message came for this long
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -38,7 +44,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--fd", type=int, help="serve on this already-bound socket instead of --host/--port"
     )
-    add_token_command(parser.add_subparsers(title="commands"))
+    commands = parser.add_subparsers(title="commands")
+    add_token_command(commands)
+    add_connect_command(commands)
     args = parser.parse_args(argv)
     if hasattr(args, "run"):
         args.run(args)
@@ -86,6 +94,60 @@ def serve(host: str, port: int, workers: int, fd: int | None = None) -> None:
     finally:
         if metrics_dir is not None:
             shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def add_connect_command(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    command = commands.add_parser(
+        "connect", help="connect to a WebSocket endpoint with the client (docs/clients.md)"
+    )
+    command.add_argument("url", help="e.g. ws://127.0.0.1:8000/ws/echo")
+    command.add_argument("--token", help="the credential to present (none: see the refusal)")
+    command.add_argument("--channel", choices=CHANNELS, default="header", help="how to present it")
+    command.add_argument(
+        "--send", action="append", default=[], metavar="TEXT", help="send this (repeat)"
+    )
+    command.add_argument("--attempts", type=int, default=5, help="attempts in a row at most")
+    command.add_argument("-v", "--verbose", action="store_true", help="log every decision")
+    command.set_defaults(run=run_connect)
+
+
+def run_connect(args: argparse.Namespace) -> None:
+    if args.verbose:
+        logging.basicConfig(format="%(name)s: %(message)s")
+        logging.getLogger(Client.__module__).setLevel(logging.DEBUG)
+    policy = RetryPolicy(max_attempts=max(1, args.attempts))
+    client = Client(args.url, token=args.token, channel=args.channel, policy=policy)
+    try:
+        code = asyncio.run(converse(client, args.send))
+    except KeyboardInterrupt:
+        code = 130
+    sys.exit(code)
+
+
+async def converse(client: Client, texts: list[str]) -> int:
+    """Print what arrives, as ``< TEXT``; 0 only after a normal close (1000)."""
+    try:
+        async for websocket in client.sessions():
+            with suppress(ConnectionClosed):  # what arrived before the close still prints
+                for text in texts:
+                    await websocket.send(text)
+            try:
+                while True:
+                    if texts:
+                        message = await asyncio.wait_for(websocket.recv(), QUIET_SECONDS)
+                    else:
+                        message = await websocket.recv()
+                    print(f"< {message}", flush=True)
+            except asyncio.TimeoutError:
+                await websocket.close()  # ends the loop: closed normally
+            except ConnectionClosed:
+                pass  # the server closed: the client decides whether to reconnect
+            print(f"closed: {websocket.close_code} {websocket.close_reason or ''}".rstrip())
+    except Refused as refused:
+        if refused.outcome.close_code is None:  # a session's close was printed already
+            print(refused.outcome)
+        return 1
+    return 0
 
 
 def served_app() -> ASGIApp:

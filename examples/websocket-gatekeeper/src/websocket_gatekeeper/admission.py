@@ -18,6 +18,7 @@ import math
 import secrets
 import time
 from dataclasses import dataclass
+from typing import cast
 
 from limits import RateLimitItem, parse_many
 from starlette.authentication import AuthCredentials
@@ -35,14 +36,18 @@ from .rejections import (
     INVALID_TICKET,
     MISSING_TOKEN,
     ORIGIN_NOT_ALLOWED,
+    REVOKED,
     STORE_UNAVAILABLE,
     TOO_MANY_CONNECTIONS,
     Rejection,
     rate_limited,
+    tickets_rate_limited,
 )
 from .requirements import Requirements
+from .revocations import Revocations
 from .settings import Settings
 from .store import Lease, Store, StoreUnavailable, Ticket
+from .store_redis import RedisStore
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +64,8 @@ class Admitted:
     identity: Identity | None  # None on a public route
     lease: Lease | None  # None when connections per identity are not capped
     select_bearer: bool  # the credential came as a subprotocol: accept "bearer"
+    # Capped, but admitted while the store was down: the guard takes its lease later.
+    unleased: bool = False
 
     @property
     def name(self) -> str:
@@ -70,13 +77,24 @@ PUBLIC = Admitted(None, None, select_bearer=False)
 
 
 class Admission:
-    def __init__(self, settings: Settings, verifier: CredentialVerifier, store: Store) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        verifier: CredentialVerifier,
+        store: Store,
+        revocations: Revocations | None = None,
+    ) -> None:
         self.verifier = verifier
         self.store = store
+        # Consulted locally on every handshake; kept current by its own fan-out.
+        self.revocations = Revocations() if revocations is None else revocations
         # Everything that can be prepared once is prepared here, not per handshake.
         self._origins = frozenset(origin.encode("latin-1") for origin in settings.allowed_origins)
         self._rate_limits = parse_rate_limits(settings.handshake_rate_limit)
-        self._cap = settings.max_connections_per_identity
+        self._ticket_limits = parse_rate_limits(settings.ticket_rate_limit)
+        self.cap = settings.max_connections_per_identity
+        # Redis takes a handshake's rate and lease in one round trip (below).
+        self._redis = store if isinstance(store, RedisStore) else None
         # Refuse like a path that does not exist (the guard delivers it so).
         self.opaque = settings.opaque_refusals
 
@@ -118,6 +136,21 @@ class Admission:
         logger.info("issued a ticket to %s as %s", address, identity)
         return ticket, seconds
 
+    async def authorize(self, connection: HTTPConnection, scope: str) -> Identity | Rejection:
+        """The caller of an HTTP endpoint, by ``Authorization: Bearer``, if granted ``scope``."""
+        authorization = connection.headers.get("authorization")
+        token = bearer_token(authorization.encode("latin-1")) if authorization else None
+        if token is None:
+            return MISSING_TOKEN
+        identity = await self.verifier.verify(token)
+        if isinstance(identity, Rejection):
+            return identity
+        if self.revocations.is_revoked(identity.user.identity):
+            return REVOKED
+        if scope not in identity.auth.scopes:
+            return INSUFFICIENT_SCOPE
+        return identity
+
     async def _ticket_for(self, connection: HTTPConnection) -> tuple[str, int, str] | Rejection:
         if self._rate_limits:
             wait = await self._rate_limited(connection.scope)
@@ -130,6 +163,17 @@ class Admission:
         identity = await self.verifier.verify(token)
         if isinstance(identity, Rejection):
             return identity
+        if self.revocations.is_revoked(identity.user.identity):
+            return REVOKED
+        if self._ticket_limits:
+            try:
+                wait = await self.store.hit(
+                    self._ticket_limits, "tickets", identity_key(identity.user.identity)
+                )
+            except StoreUnavailable:
+                wait = 0  # fail open, as for handshakes: tickets fail closed below anyway
+            if wait:
+                return tickets_rate_limited(wait)
         ticket = secrets.token_urlsafe(32)
         holder = Ticket(
             identity.user.identity,
@@ -163,13 +207,35 @@ class Admission:
             return HEADERS_TOO_LARGE
         if foreign_origin:
             return ORIGIN_NOT_ALLOWED
+        if self._redis is not None and self._rate_limits and not requirements.public:
+            return await self._decide_in_one_round_trip(scope, requirements, authorization)
         if self._rate_limits:
             wait = await self._rate_limited(scope)
             if wait:
                 return rate_limited(wait)
         if requirements.public:
             return PUBLIC
+        found = await self._identify(scope, requirements, authorization)
+        if isinstance(found, Rejection):
+            return found
+        identity, select_bearer = found
+        lease = None
+        if self.cap is not None:
+            try:
+                lease = await self.store.acquire_lease(identity.user.identity, self.cap)
+            except StoreUnavailable:
+                # Fail open: an outage of the store must not lock everyone out. The
+                # guard takes the lease once the store answers (governance.py).
+                return Admitted(identity, None, select_bearer, unleased=True)
+            if lease is None:
+                return TOO_MANY_CONNECTIONS
+        return Admitted(identity, lease, select_bearer)
 
+    async def _identify(
+        self, scope: Scope, requirements: Requirements, authorization: bytes | None
+    ) -> tuple[Identity, bool] | Rejection:
+        """The credential's identity (and whether it came as a subprotocol), holding
+        every scope the route requires."""
         offered = presented(authorization, scope.get("subprotocols") or [], scope["query_string"])
         if offered.ticket is not None:
             identity = await self._redeem(offered.ticket)
@@ -179,20 +245,49 @@ class Admission:
             return MISSING_TOKEN
         if isinstance(identity, Rejection):
             return identity
+        if self.revocations.is_revoked(identity.user.identity):  # local: no round trip
+            return REVOKED
         required = requirements.scopes
         if required and not required.issubset(identity.auth.scopes):
             return INSUFFICIENT_SCOPE
+        return identity, offered.select_bearer
 
-        lease = None
-        if self._cap is not None:
-            try:
-                lease = await self.store.acquire_lease(identity.user.identity, self._cap)
-            except StoreUnavailable:
-                pass  # fail open: an outage of the store must not lock everyone out
-            else:
-                if lease is None:
-                    return TOO_MANY_CONNECTIONS
-        return Admitted(identity, lease, offered.select_bearer)
+    async def _decide_in_one_round_trip(
+        self, scope: Scope, requirements: Requirements, authorization: bytes | None
+    ) -> Admitted | Rejection:
+        """Redis: the rate and the lease in one round trip, after the credential.
+
+        The credential is checked in this process, so it goes first, and the rate
+        is counted with the lease. A flood still buys no verification the rate
+        limit refuses: Redis' refusal of an address is remembered here until its
+        wait is over, and refuses at once, before the credential is looked at.
+        A refused credential is counted too (one round trip), and a refusal by
+        the rate limit wins, as on one process.
+        """
+        redis = cast("RedisStore", self._redis)
+        key = ("handshakes", client_host(scope))
+        if wait := redis.known_wait(*key):
+            return rate_limited(wait)
+        found = await self._identify(scope, requirements, authorization)
+        if isinstance(found, Rejection) or self.cap is None:
+            wait = await self._rate_limited(scope)
+            if wait:
+                return rate_limited(wait)
+            if isinstance(found, Rejection):
+                return found
+            return Admitted(found[0], None, found[1])
+        identity, select_bearer = found
+        try:
+            wait, lease = await redis.admit(
+                self._rate_limits, key, identity.user.identity, self.cap
+            )
+        except StoreUnavailable:
+            return Admitted(identity, None, select_bearer, unleased=True)  # as above
+        if wait:
+            return rate_limited(wait)
+        if lease is None:
+            return TOO_MANY_CONNECTIONS
+        return Admitted(identity, lease, select_bearer)
 
     async def _rate_limited(self, scope: Scope) -> int:
         """Seconds the client address must wait, or 0."""
@@ -215,6 +310,11 @@ class Admission:
 def parse_rate_limits(value: str) -> tuple[RateLimitItem, ...]:
     """``"50/second;1200/minute"`` in the ``limits`` notation, or ``"off"``."""
     return () if value == "off" else tuple(parse_many(value))
+
+
+def identity_key(identity: str) -> str:
+    # Identities are whatever a credential names: a digest keeps store keys short and plain.
+    return hashlib.sha256(identity.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
 def ticket_key(ticket: str) -> str:

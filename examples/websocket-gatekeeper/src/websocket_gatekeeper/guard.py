@@ -16,8 +16,13 @@ is guarded. Raise ``Rejected(rejection)`` anywhere in an endpoint to refuse late
 in the conversation; the same delivery sends it. HTTP and lifespan traffic pass
 through untouched. (``@app.middleware("http")`` could not do this: it never sees
 WebSocket scopes.)
+
+An admitted connection stays governed (``governance.py``): idle timeout, maximum
+lifetime, messages per connection and revocation end
+it through the same delivery.
 """
 
+import asyncio
 import logging
 from contextlib import suppress
 
@@ -31,7 +36,15 @@ from . import accept_then_close, metrics, pre_accept
 from .admission import Admission, Admitted
 from .clients import client_address
 from .credentials import BEARER_SUBPROTOCOL
-from .rejections import NOT_FOUND, OPAQUE, Rejection
+from .governance import Governance, MessageRate
+from .rejections import (
+    IDLE_TIMEOUT,
+    LIFETIME_EXCEEDED,
+    NOT_FOUND,
+    OPAQUE,
+    TOO_MANY_MESSAGES,
+    Rejection,
+)
 from .requirements import ACCEPT_THEN_CLOSE, PRE_ACCEPT, requirements_of
 
 logger = logging.getLogger(__name__)
@@ -50,6 +63,7 @@ CLOSE_TIMEOUT = 1.0
 # WebSocketDisconnect from Starlette) or the endpoint closed already (RuntimeError).
 GONE = (OSError, RuntimeError, WebSocketDisconnect)
 INTERNAL_ERROR = 1011
+UNGOVERNED = Governance()  # for a guard given no limits: only what admission decided
 
 
 class Rejected(Exception):
@@ -65,22 +79,28 @@ class Refused(Exception):
 
 
 class WebSocketGuard:
-    def __init__(self, app: ASGIApp, admission: Admission) -> None:
+    def __init__(
+        self, app: ASGIApp, admission: Admission, governance: Governance = UNGOVERNED
+    ) -> None:
         self.app = app
         self.admission = admission
+        self.governance = governance
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "websocket":
             await self.app(scope, receive, send)
             return
-        await GuardedConnection(self.admission, scope, receive, send).serve(self.app)
+        connection = GuardedConnection(self.admission, scope, receive, send, self.governance)
+        await connection.serve(self.app)
 
 
-def guard_websockets(app: FastAPI, admission: Admission) -> None:
+def guard_websockets(
+    app: FastAPI, admission: Admission, governance: Governance = UNGOVERNED
+) -> None:
     """Put every WebSocket route of ``app`` behind the guard, and answer a path no
     route matches with a 404 instead of Starlette's bare 403 (a bare 403 tells a
     client it is not allowed when in fact it has a typo in the path)."""
-    app.add_middleware(WebSocketGuard, admission=admission)
+    app.add_middleware(WebSocketGuard, admission=admission, governance=governance)
     http_not_found = app.router.default
 
     async def not_found(scope: Scope, receive: Receive, send: Send) -> None:
@@ -92,34 +112,70 @@ def guard_websockets(app: FastAPI, admission: Admission) -> None:
 
 
 class GuardedConnection:
-    """One WebSocket connection as the endpoint sees it: admitted on first use."""
+    """One WebSocket connection as the endpoint sees it: admitted on first use,
+    then governed until it ends."""
 
     __slots__ = (
         "_accepted",
         "_admission",
-        "_admitted",
+        "_counting",
+        "_governance",
+        "_idle",
+        "_last_seen",
+        "_loop",
+        "_rate",
         "_receive",
         "_refused",
         "_send",
+        "_started",
+        "_stop",
+        "_stopped_by",
         "_strategy",
+        "_timer",
+        "admitted",
+        "ended",
         "scope",
     )
 
-    def __init__(self, admission: Admission, scope: Scope, receive: Receive, send: Send) -> None:
+    def __init__(
+        self,
+        admission: Admission,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        governance: Governance = UNGOVERNED,
+    ) -> None:
         self._admission = admission
+        self._governance = governance
         self.scope = scope
         self._receive = receive
         self._send = send
-        self._admitted: Admitted | None = None
+        self.admitted: Admitted | None = None
+        self.ended = False
         self._refused = False
         self._accepted = False
         self._strategy = PRE_ACCEPT  # until the route says otherwise
+        # Cancels the endpoint when the connection must end (stop()).
+        self._stop = anyio.CancelScope()
+        self._stopped_by: Rejection | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._loop = asyncio.get_running_loop()
+        self._started = self._last_seen = 0.0
+        self._idle = governance.idle_seconds
+        self._rate = MessageRate(governance.message_limits) if governance.message_limits else None
+        # Whether a message from the client needs a look at all (idle, rate).
+        self._counting = self._idle is not None or self._rate is not None
 
     async def serve(self, app: ASGIApp) -> None:
         try:
-            await app(self.scope, self.receive, self.send)
+            with self._stop:
+                await app(self.scope, self.receive, self.send)
+            # cancel_called, not cancelled_caught: an endpoint that swallowed the
+            # cancellation and returned still leaves a connection to close.
+            if self._stop.cancel_called and self._stopped_by is not None:
+                await self._refuse(self._stopped_by)
         except Rejected as exc:
-            if self._admitted is None and exc.rejection is not NOT_FOUND:
+            if self.admitted is None and exc.rejection is not NOT_FOUND:
                 # Raised before the endpoint touched the connection: whoever is not
                 # admissible hears the pipeline's refusal, not the route's reason.
                 try:
@@ -138,17 +194,37 @@ class GuardedConnection:
             logger.exception("WebSocket endpoint %s failed", self.scope["path"])
             await self._close_after_accept({"type": "websocket.close", "code": INTERNAL_ERROR})
         finally:
-            if self._admitted is not None:
+            self.ended = True
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            admitted = self.admitted
+            if admitted is not None:
                 metrics.CONNECTIONS_OPEN.dec()
-                await self._admission.release(self._admitted)
+                if admitted.identity is not None:
+                    self._governance.end(self, admitted.identity.user.identity)
+                await self._admission.release(admitted)
+
+    def stop(self, rejection: Rejection) -> bool:
+        """End the connection with ``rejection`` (a limit, a revocation): the endpoint
+        is cancelled and the refusal delivered the route's way. The first reason
+        wins; False when the connection was ending already."""
+        if self._stopped_by is not None or self._refused or self.ended:
+            return False
+        self._stopped_by = rejection
+        self._stop.cancel()
+        return True
 
     async def receive(self) -> Message:
-        if self._admitted is None:
+        if self.admitted is None:
             await self._admit()
-        return await self._receive()
+        message = await self._receive()
+        if self._counting and message["type"] == "websocket.receive":
+            return await self._govern(message)
+        return message
 
     async def send(self, message: Message) -> None:
-        admitted = self._admitted or await self._admit()
+        admitted = self.admitted or await self._admit()
         if message["type"] == "websocket.accept":
             self._accepted = True
             if admitted.select_bearer and not message.get("subprotocol"):
@@ -156,6 +232,15 @@ class GuardedConnection:
                 # "bearer": browsers fail a handshake whose offered protocols get no answer.
                 message = {**message, "subprotocol": BEARER_SUBPROTOCOL}
         await self._send(message)
+
+    async def _govern(self, message: Message) -> Message:
+        """Note the client's message; refuse past the rate."""
+        while True:
+            self._last_seen = now = self._loop.time()
+            if self._rate is not None and self._rate.exceeded(now):
+                await self._refuse(TOO_MANY_MESSAGES)
+                raise Refused
+            return message
 
     async def _admit(self) -> Admitted:
         if self._refused:
@@ -166,19 +251,49 @@ class GuardedConnection:
         if isinstance(outcome, Rejection):
             await self._refuse(outcome)
             raise Refused
-        self._admitted = outcome
+        self.admitted = outcome
         metrics.CONNECTIONS_OPEN.inc()
+        self._started = self._last_seen = self._loop.time()
         if outcome.identity is None:
             self.scope["user"], self.scope["auth"] = UnauthenticatedUser(), AuthCredentials()
         else:
             self.scope["user"], self.scope["auth"] = outcome.identity.user, outcome.identity.auth
+            self._governance.open(self, outcome.identity.user.identity, outcome.unleased)
+        self._arm()
         return outcome
+
+    def _next_limit(self) -> tuple[float, Rejection] | None:
+        """The earliest moment a limit ends this connection, and which one."""
+        limits = []
+        lifetime = self._governance.lifetime_seconds
+        if lifetime is not None:
+            limits.append((self._started + lifetime, LIFETIME_EXCEEDED))
+        if self._idle is not None:
+            limits.append((self._last_seen + self._idle, IDLE_TIMEOUT))
+        return min(limits, key=lambda limit: limit[0]) if limits else None
+
+    def _arm(self) -> None:
+        limit = self._next_limit()
+        if limit is not None and not self.ended:
+            self._timer = self._loop.call_at(limit[0], self._on_timer)
+
+    def _on_timer(self) -> None:
+        # Messages since the timer was set (idle) may have moved the limit
+        # later: then the timer is set again, once, instead of once per message.
+        self._timer = None
+        limit = self._next_limit()
+        if limit is None:
+            return
+        if limit[0] <= self._loop.time():
+            self.stop(limit[1])
+        else:
+            self._timer = self._loop.call_at(limit[0], self._on_timer)
 
     async def _refuse(self, rejection: Rejection) -> None:
         """Log and count a refusal once, then deliver it the route's way."""
         self._refused = True
         metrics.count_refusal(self._strategy, rejection.code)
-        if self._admitted is None:
+        if self.admitted is None:
             if logger.isEnabledFor(logging.INFO):
                 # The path only, never the query string: it may carry a credential.
                 logger.info(
@@ -194,7 +309,7 @@ class GuardedConnection:
                 "closed WebSocket %s from %s as %s: %s",
                 self.scope["path"],
                 client_address(self.scope),
-                self._admitted.name,
+                self.admitted.name,
                 rejection.code,
             )
         deliver_refusal = DELIVERIES[self._strategy]

@@ -5,7 +5,7 @@ denial response."""
 import logging
 import re
 
-from .clients import loggable
+from .clients import LOGGED_CHARACTERS, loggable
 from .pre_accept import denial_sent
 
 # uvicorn logs every WebSocket path with its query string, where simple clients
@@ -33,10 +33,12 @@ class CutLongValues(logging.Filter):
     an address a client chose never makes a log line longer than that."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple):
-            record.args = tuple(
-                loggable(arg) if isinstance(arg, str) else arg for arg in record.args
-            )
+        args = record.args
+        if type(args) is tuple:
+            for arg in args:  # nothing is copied unless something is too long
+                if type(arg) is str and len(arg) > LOGGED_CHARACTERS:
+                    record.args = tuple(loggable(a) if isinstance(a, str) else a for a in args)
+                    break
         return True
 
 

@@ -13,9 +13,11 @@ from fastapi import FastAPI
 from . import metrics
 from .admission import Admission
 from .auth import CredentialVerifier
+from .governance import Governance
 from .guard import guard_websockets
 from .logs import configure_logging
-from .routes import demo, health, ready, tickets
+from .revocations import RedisRevocations, Revocations
+from .routes import demo, health, ready, revocations, tickets, websocket_client
 from .routes.echo import add_echo_routes
 from .settings import Settings, load_settings
 from .store import MemoryStore, Store
@@ -32,8 +34,15 @@ NO_TELEMETRY = {"tracing": False, "metrics": False, "logs": False}
 
 def open_store(settings: Settings) -> Store:
     if settings.limits_storage_url == "memory://":
-        return MemoryStore()
+        return MemoryStore(settings.max_tracked_addresses)
     return RedisStore(settings.limits_storage_url, settings.connection_lease_seconds)
+
+
+def open_revocations(settings: Settings) -> Revocations:
+    """The deny-list, shared the way the store is: in process, or through Redis."""
+    if settings.limits_storage_url == "memory://":
+        return Revocations()
+    return RedisRevocations(settings.limits_storage_url)
 
 
 @asynccontextmanager
@@ -46,20 +55,29 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             "List your pages' origins, e.g. WS_ALLOWED_ORIGINS=http://127.0.0.1:8000 "
             "(cp .env.example .env sets that for local development)"
         )
+    governance: Governance = app.state.governance
     await admission.store.start()
     try:
+        await admission.revocations.start()
+        await governance.start()
         await admission.verifier.start()
         try:
             yield
         finally:
             await admission.verifier.close()
     finally:
+        await governance.close()
+        await admission.revocations.close()
         await admission.store.close()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or load_settings()
-    admission = Admission(settings, CredentialVerifier(settings), open_store(settings))
+    admission = Admission(
+        settings, CredentialVerifier(settings), open_store(settings), open_revocations(settings)
+    )
+    governance = Governance.from_settings(settings)
+    governance.watch(admission)  # closes revoked identities' connections, converges the cap
 
     app = FastAPI(
         title="websocket_gatekeeper",
@@ -68,14 +86,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.admission = admission
+    app.state.governance = governance
     add_echo_routes(app)  # WebSocket routes first: a handshake is matched in order
     app.include_router(health.router)
     app.include_router(ready.router)
     app.include_router(tickets.router)
+    app.include_router(revocations.router)
     app.include_router(metrics.router)
+    app.include_router(websocket_client.router)  # GET /ws-client.js, for your own pages
     app.include_router(demo.router)  # GET /: what a browser sees when refused or admitted
     # Every WebSocket route, these and any added later, is admitted by the guard.
-    guard_websockets(app, admission)
+    guard_websockets(app, admission, governance)
     return app
 
 

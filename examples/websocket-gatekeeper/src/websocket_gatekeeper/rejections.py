@@ -48,6 +48,20 @@ STORE_UNAVAILABLE = Rejection(
     "Tickets cannot be checked right now; retry shortly.",
     (("retry-after", "1"),),
 )
+REVOKED = Rejection(403, "revoked", "This identity's access has been revoked.")
+# After accept only (close 4408 / 4429): the client may reconnect, at once or after a pause.
+IDLE_TIMEOUT = Rejection(408, "idle_timeout", "No message arrived for too long.")
+LIFETIME_EXCEEDED = Rejection(408, "lifetime_exceeded", "The connection is old enough; reconnect.")
+TOO_MANY_MESSAGES = Rejection(
+    429, "too_many_messages", "Too many messages on this connection; slow down."
+)
+INVALID_REQUEST = Rejection(400, "invalid_request", "The request body is not valid.")
+REVOCATION_UNAVAILABLE = Rejection(
+    503,
+    "store_unavailable",
+    "The revocation cannot be recorded right now; retry shortly.",
+    (("retry-after", "1"),),
+)
 # Opaque mode (WS_OPAQUE_REFUSALS): every refusal looks like a path that does not
 # exist (FastAPI's own 404 body, no code, no reason), so a scanner cannot tell a
 # guarded endpoint from nothing at all. Logs and metrics keep the real code.
@@ -60,6 +74,16 @@ def rate_limited(retry_after: int) -> Rejection:
         429,
         "rate_limited",
         "Too many handshakes from this address; retry later.",
+        (("retry-after", str(retry_after)),),
+    )
+
+
+@lru_cache(maxsize=256)
+def tickets_rate_limited(retry_after: int) -> Rejection:
+    return Rejection(
+        429,
+        "rate_limited",
+        "Too many tickets for this identity; retry later.",
         (("retry-after", str(retry_after)),),
     )
 

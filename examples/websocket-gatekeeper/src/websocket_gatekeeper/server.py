@@ -30,9 +30,7 @@ from collections import Counter, OrderedDict
 from typing import Any
 
 import h11
-from uvicorn.config import Config
 from uvicorn.protocols.http.h11_impl import H11Protocol
-from uvicorn.server import ServerState
 
 from .settings import Settings, load_settings
 
@@ -161,13 +159,9 @@ class Guard:
             self._schedule_check(loop)
 
 
-guard: Guard | None = None  # this process's, made on first use
-
-
 def configure(settings: Settings) -> Guard:
     """This process's deadline and bound, from the settings; SystemExit when the
     bound is more than the descriptor limit allows."""
-    global guard
     limit = descriptor_limit()
     room = default_max_open_connections(limit)
     max_open = settings.max_open_connections or room
@@ -177,30 +171,26 @@ def configure(settings: Settings) -> Guard:
             f"process may open ({limit}, less {limit - room} for itself): raise `ulimit -n` "
             "or lower WS_MAX_OPEN_CONNECTIONS"
         )
-    guard = Guard(settings.handshake_timeout_seconds, max_open)
+    guard = GuardedH11Protocol.guard
+    guard.head_timeout, guard.max_open = settings.handshake_timeout_seconds, max_open
     return guard
 
 
 class GuardedH11Protocol(H11Protocol):
     """uvicorn's h11 protocol with a request deadline and a bound on open connections."""
 
-    def __init__(
-        self,
-        config: Config,
-        server_state: ServerState,
-        app_state: dict[str, Any],
-        _loop: asyncio.AbstractEventLoop | None = None,
-    ) -> None:
-        super().__init__(config, server_state, app_state, _loop)
-        self.guard = guard or configure(load_settings())
-        self.upgraded = False
-        self.busy = False  # over the bound: answered 503, what it sends is ignored
-        self.answered = False
-        self.shed = False  # closed by the guard
+    # Class-level defaults: a connection sets its own only when one changes, so
+    # the common path adds no work to uvicorn's own per connection.
+    guard = Guard(head_timeout=10, max_open=0)  # this process's; configure() sets it
+    upgraded = False  # a WebSocket protocol took over
+    busy = False  # over the bound: answered 503 (Busy below)
+    shed = False  # closed by the guard
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         guard = self.guard
+        if not guard.max_open:  # not configured by the launcher: plain `uvicorn --http`
+            configure(load_settings())
         while len(self.connections) - guard.closing > guard.max_open:
             if guard.make_room():
                 continue
@@ -210,18 +200,9 @@ class GuardedH11Protocol(H11Protocol):
             # like any connection still sending.
             self.busy = True
             guard.count(self, timed_out=False)
+            transport.set_protocol(Busy(self))
             break
         guard.expect_head(self)
-
-    def data_received(self, data: bytes) -> None:
-        if not self.busy:
-            super().data_received(data)
-        elif not self.answered and not self.transport.is_closing():
-            # The 503, then the server's end of the connection shut: the client reads
-            # it and closes. (Closing with its request unread would reset it first.)
-            self.answered = True
-            self.transport.write(BUSY)
-            self.transport.write_eof()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.guard.head_done(self)
@@ -249,3 +230,26 @@ class GuardedH11Protocol(H11Protocol):
             # it handles a request already waiting, which may be complete.)
             self.guard.expect_head(self)
         super().on_response_complete()
+
+
+class Busy(asyncio.Protocol):
+    """A connection over the bound: its first bytes are answered 503, then the
+    server's end is shut so the client reads the answer and closes (closing with
+    its request unread would reset it before it could read)."""
+
+    def __init__(self, protocol: GuardedH11Protocol) -> None:
+        self.protocol = protocol  # its bookkeeping (deadline, connections) stays there
+        self.answered = False
+
+    def data_received(self, data: bytes) -> None:
+        transport = self.protocol.transport
+        if not self.answered and not transport.is_closing():
+            self.answered = True
+            transport.write(BUSY)
+            transport.write_eof()
+
+    def eof_received(self) -> None:
+        return None  # the transport closes
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.protocol.connection_lost(exc)

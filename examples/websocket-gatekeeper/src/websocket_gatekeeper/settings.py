@@ -8,9 +8,11 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
 from .auth import AuthSettings
+from .store_redis import parse_redis_url
 
 OFF = "off"
 AUTO = "auto"
+MAX_REVOCATION_SECONDS = 30 * 24 * 3600
 
 
 def split_comma_separated(value: object) -> object:
@@ -43,6 +45,22 @@ class Settings(AuthSettings):
     # Client addresses the in-memory rate state tracks; the least recently seen
     # is forgotten first. Each takes a few hundred bytes.
     max_tracked_addresses: int = Field(default=100_000, ge=100)
+    # Governing admitted connections (docs/limits.md). No message from the client
+    # for this long closes it ("off": server-push clients may stay silent for
+    # hours; the server's own pings already drop peers that vanished).
+    idle_timeout_seconds: float | None = Field(default=None, gt=0)
+    # Older connections are closed and reconnect: bounds how long one admission
+    # stands, and spreads clients over new instances after a deploy.
+    max_connection_seconds: float | None = Field(default=24 * 3600, gt=0)
+    # Messages per connection, in the `limits` notation, or "off": well above an
+    # interactive client (a game at 60 Hz), far below a flood.
+    message_rate_limit: str = "100/second;3000/minute"
+    # Tickets per identity (POST /ws/tickets), across workers sharing the store:
+    # room for a user opening many tabs at once, not for one credential minting
+    # tickets from hundreds of addresses.
+    ticket_rate_limit: str = "30/second;600/minute"
+    # How long POST /ws/revocations revokes an identity when it names no "seconds".
+    revocation_seconds: int = Field(default=3600, ge=1, le=MAX_REVOCATION_SECONDS)
 
     @field_validator("allowed_origins", mode="before")
     @classmethod
@@ -54,7 +72,7 @@ class Settings(AuthSettings):
     def _origins_are_exact(cls, origins: list[str]) -> list[str]:
         return [normalize_origin(origin) for origin in origins]
 
-    @field_validator("handshake_rate_limit")
+    @field_validator("handshake_rate_limit", "message_rate_limit", "ticket_rate_limit")
     @classmethod
     def _rate_limit_parses(cls, value: str) -> str:
         value = value.strip()
@@ -68,7 +86,12 @@ class Settings(AuthSettings):
             ) from None
         return value
 
-    @field_validator("max_connections_per_identity", mode="before")
+    @field_validator(
+        "max_connections_per_identity",
+        "idle_timeout_seconds",
+        "max_connection_seconds",
+        mode="before",
+    )
     @classmethod
     def _cap_can_be_off(cls, value: object) -> object:
         return None if isinstance(value, str) and value.strip().lower() == OFF else value
@@ -81,9 +104,9 @@ class Settings(AuthSettings):
     @field_validator("limits_storage_url")
     @classmethod
     def _storage_url(cls, value: str) -> str:
-        if value == "memory://" or urlsplit(value).scheme in {"redis", "rediss", "unix"}:
-            return value
-        raise ValueError(f"{value!r} is neither memory:// nor a redis://host:port/db URL")
+        if value != "memory://":
+            parse_redis_url(value)  # redis://, redis+sentinel://, redis+cluster://
+        return value
 
 
 def normalize_origin(origin: str) -> str:

@@ -70,6 +70,12 @@ class Store(Protocol):
         """A lease, or None when ``identity`` already holds ``cap`` of them."""
 
     async def release_lease(self, lease: Lease) -> None: ...
+    async def retry_releases(self) -> None:
+        """Release again the leases whose release found the store unreachable."""
+
+    async def renew_leases(self) -> None:
+        """Renew (or re-add, after a restart lost them) every lease this process holds."""
+
     async def put_ticket(self, ticket: str, holder: Ticket, ttl: int) -> None: ...
     async def take_ticket(self, ticket: str) -> Ticket | None:
         """The holder of a valid ticket, which is then used up; None otherwise."""
@@ -186,6 +192,12 @@ class MemoryStore:
             self._open[lease.identity] = held
         else:
             self._open.pop(lease.identity, None)
+
+    async def retry_releases(self) -> None:
+        pass  # a release in memory never fails
+
+    async def renew_leases(self) -> None:
+        pass  # leases in memory never expire
 
     async def put_ticket(self, ticket: str, holder: Ticket, ttl: int) -> None:
         while len(self._tickets) >= MAX_OPEN_TICKETS:
