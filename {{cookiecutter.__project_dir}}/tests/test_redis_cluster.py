@@ -15,6 +15,16 @@ import pytest
 from limits import parse_many
 from starlette.types import Scope
 
+from {{ cookiecutter.package_name }}.admission import Admission
+from {{ cookiecutter.package_name }}.auth import CredentialVerifier
+from {{ cookiecutter.package_name }}.rejections import Rejection
+from {{ cookiecutter.package_name }}.requirements import GUARDED
+from {{ cookiecutter.package_name }}.settings import Settings
+from {{ cookiecutter.package_name }}.store_redis import RedisStore
+
+from cases import BEARER
+from credentials import IDENTITY, SECOND_IDENTITY
+from live_server import LiveServer
 from redis_fleet import RedisClusterSet
 from test_redis import (
     ADMITTED,
@@ -32,16 +42,6 @@ from test_redis import (
     running,
     ticket,
 )
-from {{ cookiecutter.package_name }}.admission import Admission
-from {{ cookiecutter.package_name }}.auth import CredentialVerifier
-from {{ cookiecutter.package_name }}.rejections import Rejection
-from {{ cookiecutter.package_name }}.requirements import GUARDED
-from {{ cookiecutter.package_name }}.settings import Settings
-from {{ cookiecutter.package_name }}.store_redis import RedisStore
-
-from cases import BEARER
-from credentials import IDENTITY, SECOND_IDENTITY
-from live_server import LiveServer
 
 
 @pytest.fixture(scope="module")
