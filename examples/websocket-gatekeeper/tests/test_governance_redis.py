@@ -18,11 +18,10 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from redis_fleet import RedisClusterSet, SentinelSet
-
 from cases import ECHO_PATHS
 from credentials import AUTH_ENV, SECOND_TOKEN, credential_for
 from live_server import LiveServer
+from redis_fleet import RedisClusterSet, SentinelSet
 from redis_server import RedisServer
 
 BOUND = 1.0  # the contract: closed within a second

@@ -15,6 +15,16 @@ import pytest
 from limits import parse_many
 from starlette.types import Scope
 
+from websocket_gatekeeper.admission import Admission
+from websocket_gatekeeper.auth import CredentialVerifier
+from websocket_gatekeeper.rejections import Rejection
+from websocket_gatekeeper.requirements import GUARDED
+from websocket_gatekeeper.settings import Settings
+from websocket_gatekeeper.store_redis import RedisStore
+
+from cases import BEARER
+from credentials import IDENTITY, SECOND_IDENTITY
+from live_server import LiveServer
 from redis_fleet import RedisClusterSet
 from test_redis import (
     ADMITTED,
@@ -32,16 +42,6 @@ from test_redis import (
     running,
     ticket,
 )
-from websocket_gatekeeper.admission import Admission
-from websocket_gatekeeper.auth import CredentialVerifier
-from websocket_gatekeeper.rejections import Rejection
-from websocket_gatekeeper.requirements import GUARDED
-from websocket_gatekeeper.settings import Settings
-from websocket_gatekeeper.store_redis import RedisStore
-
-from cases import BEARER
-from credentials import IDENTITY, SECOND_IDENTITY
-from live_server import LiveServer
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,9 @@ from collections.abc import Iterator
 import pytest
 from redis import Redis
 
+from cases import BEARER
+from credentials import IDENTITY
+from live_server import LiveServer
 from redis_fleet import SentinelSet
 from test_redis import (
     ADMITTED,
@@ -31,10 +34,6 @@ from test_redis import (
     running,
     ticket,
 )
-
-from cases import BEARER
-from credentials import IDENTITY
-from live_server import LiveServer
 
 FAILOVER_SECONDS = 30  # generous: detection takes 1 s, the election a few more
 # Longer than a failover takes, as in production (30 s by default): the leases

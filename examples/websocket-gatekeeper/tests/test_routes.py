@@ -144,3 +144,10 @@ def test_the_routes_guide_shows_this_very_code() -> None:
     code = source[source.index('"""', 3) + 3 :].lstrip("\n")
     guide = (tests.parent / "docs" / "routes.md").read_text(encoding="utf-8")
     assert f"```python\n{code}```" in guide
+
+
+def test_a_public_route_answers_a_browser_that_offers_bearer(user_client: TestClient) -> None:
+    # Browsers fail a handshake whose offered protocols get no answer, credential or not.
+    with user_client.websocket_connect("/ws/teams/status", subprotocols=["bearer"]) as websocket:
+        assert websocket.accepted_subprotocol == "bearer"
+        assert websocket.receive_json() == {"authenticated": False}

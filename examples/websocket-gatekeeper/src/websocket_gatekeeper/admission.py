@@ -28,7 +28,7 @@ from starlette.types import Scope
 from . import metrics
 from .auth import CredentialVerifier
 from .clients import client_address, client_host
-from .credentials import bearer_token, presented
+from .credentials import bearer_token, offers_bearer, presented
 from .identity import Identity, User
 from .rejections import (
     HEADERS_TOO_LARGE,
@@ -71,9 +71,6 @@ class Admitted:
     def name(self) -> str:
         """Who, for log lines."""
         return "anonymous" if self.identity is None else self.identity.user.identity
-
-
-PUBLIC = Admitted(None, None, select_bearer=False)
 
 
 class Admission:
@@ -214,7 +211,9 @@ class Admission:
             if wait:
                 return rate_limited(wait)
         if requirements.public:
-            return PUBLIC
+            # A browser that offers "bearer" fails a handshake that does not select it,
+            # credential or not.
+            return Admitted(None, None, offers_bearer(scope.get("subprotocols") or []))
         found = await self._identify(scope, requirements, authorization)
         if isinstance(found, Rejection):
             return found
