@@ -133,8 +133,11 @@ class Admission:
         logger.info("issued a ticket to %s as %s", address, identity)
         return ticket, seconds
 
-    async def authorize(self, connection: HTTPConnection, scope: str) -> Identity | Rejection:
-        """The caller of an HTTP endpoint, by ``Authorization: Bearer``, if granted ``scope``."""
+    async def authorize(
+        self, connection: HTTPConnection, scope: str | None = None
+    ) -> Identity | Rejection:
+        """The caller of an HTTP endpoint, by ``Authorization: Bearer``, if not revoked
+        and granted ``scope`` (when one is named)."""
         authorization = connection.headers.get("authorization")
         token = bearer_token(authorization.encode("latin-1")) if authorization else None
         if token is None:
@@ -144,7 +147,7 @@ class Admission:
             return identity
         if self.revocations.is_revoked(identity.user.identity):
             return REVOKED
-        if scope not in identity.auth.scopes:
+        if scope is not None and scope not in identity.auth.scopes:
             return INSUFFICIENT_SCOPE
         return identity
 
@@ -153,15 +156,9 @@ class Admission:
             wait = await self._rate_limited(connection.scope)
             if wait:
                 return rate_limited(wait)
-        authorization = connection.headers.get("authorization")
-        token = bearer_token(authorization.encode("latin-1")) if authorization else None
-        if token is None:
-            return MISSING_TOKEN
-        identity = await self.verifier.verify(token)
+        identity = await self.authorize(connection)
         if isinstance(identity, Rejection):
             return identity
-        if self.revocations.is_revoked(identity.user.identity):
-            return REVOKED
         if self._ticket_limits:
             try:
                 wait = await self.store.hit(
