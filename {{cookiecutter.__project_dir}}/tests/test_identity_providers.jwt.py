@@ -10,6 +10,10 @@ import asyncio
 import http.client
 import json
 import logging
+import os
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,9 +34,9 @@ from {{ cookiecutter.package_name }}.rejections import (
     Rejection,
 )
 
-from cases import ADMIN_ECHO_PATHS, ECHO_PATHS
+from cases import ADMIN_ECHO_PATHS, ECHO_PATHS, SETTINGS_ENV
 from jwks_server import JWKSServer, SigningKey, new_key, rsa_key
-from live_server import LiveServer
+from live_server import PACKAGE, LiveServer
 
 INTERVAL = 0.25  # WS_JWKS_REFETCH_SECONDS here
 ADMITTED = (101, "echo")
@@ -106,6 +110,48 @@ async def test_an_unusable_discovery_document_stops_start_up_with_one_line(
     assert provider.requests == 0
 
 
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["-m", PACKAGE],
+        ["-m", PACKAGE, "--workers", "2"],
+        ["-m", "uvicorn", f"{PACKAGE}.main:app"],
+    ],
+    ids=["launcher", "launcher-workers", "uvicorn"],
+)
+def test_an_unusable_discovery_document_stops_the_server_with_one_line(
+    provider: JWKSServer, tmp_path: Path, command: list[str]
+) -> None:
+    """A real server process, as the README starts it: the line, no traceback, status > 0."""
+    provider.discovery = {"issuer": provider.issuer}  # no jwks_uri
+    env = {
+        **os.environ,
+        **SETTINGS_ENV,
+        "WS_JWT_SECRET": "",
+        "WS_JWT_ISSUER": provider.issuer,
+        "NO_PROXY": "127.0.0.1",
+    }
+    started = time.monotonic()
+    stopped = subprocess.run(
+        [sys.executable, *command, "--host", "127.0.0.1", "--port", "0"],
+        cwd=tmp_path,  # no developer .env
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=15,
+    )
+    output = stopped.stdout + stopped.stderr
+    assert stopped.returncode != 0, output
+    assert time.monotonic() - started < 10, output
+    [line] = [line for line in output.splitlines() if "WS_JWT_ISSUER" in line]
+    assert line == (
+        f"  WS_JWT_ISSUER: the discovery document of {provider.issuer} "
+        "has no jwks_uri: set WS_JWKS_URL instead"
+    ), output
+    assert "Traceback" not in output
+    assert provider.requests == 0  # no JWKS: nothing names one
+
+
 async def test_discovery_down_at_start_up_is_503_and_not_ready_until_it_is_back(
     provider: JWKSServer, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -161,14 +207,16 @@ def refusal(rejection: Rejection) -> tuple[int, str]:
     return rejection.status, rejection.code
 
 
-def serve(provider: JWKSServer, tmp_path: Path, **settings: str) -> LiveServer:
+def serve(
+    provider: JWKSServer, tmp_path: Path, launcher: bool = False, **settings: str
+) -> LiveServer:
     env = {
         "WS_JWT_SECRET": "",  # the tests' HS256 secret, unset: keys come from the provider
         "WS_JWKS_REFETCH_SECONDS": str(INTERVAL),
         "NO_PROXY": "127.0.0.1",
         **{f"WS_{name.upper()}": value for name, value in settings.items()},
     }
-    return LiveServer(tmp_path, env=env)
+    return LiveServer(tmp_path, env=env, launcher=launcher)
 
 
 async def check_every_route(
@@ -297,12 +345,16 @@ async def test_auth0_shaped_tokens(provider: JWKSServer, tmp_path: Path) -> None
     assert provider.discovery_requests == 1  # refetches for the foreign keys: the JWKS only
 
 
+@pytest.mark.parametrize("launcher", [False, True], ids=["uvicorn", "launcher"])
 async def test_ready_names_the_keys_until_they_are_fetched_without_any_handshake(
-    provider: JWKSServer, tmp_path: Path
+    provider: JWKSServer, tmp_path: Path, launcher: bool
 ) -> None:
-    """A balancer sends no clients to an unready instance: its probes must retry the keys."""
+    """A balancer sends no clients to an unready instance: its probes must retry the keys.
+
+    An unreachable provider is no bad setting: the server starts (the launcher's
+    check of the discovery document lets it pass)."""
     provider.stop()
-    with serve(provider, tmp_path, jwt_issuer=provider.issuer) as live:
+    with serve(provider, tmp_path, launcher, jwt_issuer=provider.issuer) as live:
         status, body = await asyncio.to_thread(get, live, "/ready")
         assert (status, json.loads(body)["unready"]) == (503, ["keys"])
         assert (await asyncio.to_thread(get, live, "/health"))[0] == 200  # liveness only

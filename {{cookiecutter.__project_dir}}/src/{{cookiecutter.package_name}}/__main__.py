@@ -18,7 +18,7 @@ from starlette.types import ASGIApp
 from websockets.exceptions import ConnectionClosed
 
 from . import server
-from .auth import add_token_command
+from .auth import add_token_command{% if cookiecutter.authentication == "jwt" %}, check_discovery{% endif %}
 from .client import CHANNELS, Client, Refused, RetryPolicy
 from .clients import ForwardedClients
 from .settings import load_settings
@@ -57,6 +57,11 @@ def main(argv: list[str] | None = None) -> None:
 def serve(host: str, port: int, workers: int, fd: int | None = None) -> None:
     settings = load_settings()  # fail fast, before uvicorn starts, on a bad configuration
     server.configure(settings)  # ... and on a bound the descriptor limit cannot hold
+{%- if cookiecutter.authentication == "jwt" %}
+    # ... and on an issuer's discovery document that cannot be used: once, with exit
+    # status 1 (with --workers, uvicorn's parent exits with 0 when they fail to start).
+    check_discovery(settings)
+{%- endif %}
     metrics_dir = None
     if workers > 1:
         if settings.limits_storage_url == "memory://":

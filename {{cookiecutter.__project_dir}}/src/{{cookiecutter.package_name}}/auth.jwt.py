@@ -22,6 +22,7 @@ Claims are mapped once, at verification.
 """
 
 import argparse
+import asyncio
 import re
 import time
 from collections.abc import Sequence
@@ -34,7 +35,15 @@ from pydantic_settings import BaseSettings, NoDecode
 from starlette.authentication import AuthCredentials
 
 from .identity import Identity, User
-from .jwks import JWKSCache, KeysUnavailable, PublicKey, Source, url_problem
+from .jwks import (
+    WAIT_SECONDS,
+    JWKSCache,
+    KeysUnavailable,
+    PublicKey,
+    Source,
+    discovery_problem,
+    url_problem,
+)
 from .rejections import INVALID_TOKEN, Rejection
 
 HS256 = "HS256"
@@ -194,6 +203,26 @@ class AuthSettings(BaseSettings):
         return [HS256] if self.jwt_secret is not None else ["RS256", "ES256"]
 
 
+def invalid_issuer(problem: str) -> SystemExit:
+    """A discovery document that arrived but cannot be used: a bad setting (settings.py's words)."""
+    return SystemExit(f"Invalid configuration:\n  WS_JWT_ISSUER: {problem}")
+
+
+def check_discovery(settings: AuthSettings) -> None:
+    """Before the server starts (the launcher): stop if the discovery document is unusable.
+
+    Only with discovery. A document that does not arrive within WAIT_SECONDS
+    passes: an unreachable provider is not a bad setting, the app starts and
+    GET /ready answers 503 naming keys until it is back.
+    """
+    if settings.jwt_secret is not None or settings.jwks_url is not None:
+        return
+    timeout = min(WAIT_SECONDS, settings.jwks_timeout_seconds)
+    problem = asyncio.run(discovery_problem(settings.jwt_issuer[0], timeout))
+    if problem is not None:
+        raise invalid_issuer(problem)
+
+
 @dataclass(frozen=True, slots=True)
 class Verified:
     """A token that passed every check, and the key that proved it."""
@@ -295,9 +324,8 @@ class CredentialVerifier:
             return
         await self._jwks.prefetch()
         if self._jwks.configuration_error:
-            raise SystemExit(
-                f"Invalid configuration:\n  WS_JWT_ISSUER: {self._jwks.configuration_error}"
-            )
+            # main.StartupExit makes uvicorn log these lines instead of a traceback.
+            raise invalid_issuer(self._jwks.configuration_error)
 
     async def close(self) -> None:
         """Stop the key download under way (the app is shutting down)."""

@@ -181,6 +181,37 @@ async def fetch_json(url: str, timeout: float) -> Any:
         download.abort()  # on a timeout or a cancellation, frees the worker thread
 
 
+def jwks_uri(issuer: str, document: Any) -> str:
+    """The ``jwks_uri`` of the issuer's discovery document, or DiscoveryInvalid."""
+    if not isinstance(document, dict):
+        problem = "is not a JSON object"
+    elif document.get("issuer") != issuer:
+        problem = f"names the issuer {document.get('issuer')!r}: set exactly that"
+    elif not isinstance(document.get("jwks_uri"), str):
+        problem = "has no jwks_uri: set WS_JWKS_URL instead"
+    else:
+        problem = url_problem(document["jwks_uri"])
+        if problem is None:
+            return str(document["jwks_uri"])
+        problem = f"gives the jwks_uri {problem}"
+    raise DiscoveryInvalid(f"the discovery document of {issuer} {problem}")
+
+
+async def discovery_problem(issuer: str, timeout: float) -> str | None:
+    """Why the issuer's discovery document cannot be used, if it arrives within ``timeout``.
+
+    None when it can, and when it does not arrive: an unreachable provider is
+    not a bad setting (the app starts; GET /ready names the keys until it is back).
+    """
+    try:
+        jwks_uri(issuer, await fetch_json(discovery_url(issuer), timeout))
+    except DiscoveryInvalid as invalid:
+        return str(invalid)
+    except DownloadFailed:
+        pass  # the workers' own fetch logs it, and retries
+    return None
+
+
 class PublicKey:
     """One signing key of the provider; ``retired`` once a later JWKS no longer has it."""
 
@@ -316,14 +347,16 @@ class JWKSCache:
                 or time.monotonic() - self._discovered_at > self._cache_seconds
             ):
                 url = discovery_url(self.source.issuer)
-                self._jwks_url = self._jwks_uri(await fetch_json(url, self._timeout))
+                self._jwks_url = jwks_uri(self.source.issuer, await fetch_json(url, self._timeout))
                 self._discovered_at = time.monotonic()
                 url = self._jwks_url
             keys = usable_keys(await fetch_json(url, self._timeout), self._algorithms)
         except DownloadFailed as failure:
             self._discovered_at = float("-inf")  # with discovery: look jwks_uri up again
-            if isinstance(failure, DiscoveryInvalid) and self._starting:
-                return  # the start-up stops with this line instead
+            if isinstance(failure, DiscoveryInvalid):
+                self.configuration_error = str(failure)
+                if self._starting:
+                    return  # the start-up stops with this line instead
             logger.warning(
                 "could not fetch %s from %s (%s); %s",
                 "the JWKS" if url == self._jwks_url else "the OpenID configuration",
@@ -342,23 +375,6 @@ class JWKSCache:
             # deadline to fail is not asked again the moment it has failed.
             self._attempted_at = time.monotonic()
             self._inflight = None
-
-    def _jwks_uri(self, document: Any) -> str:
-        issuer = self.source.issuer
-        problem = None
-        if not isinstance(document, dict):
-            problem = "is not a JSON object"
-        elif document.get("issuer") != issuer:
-            problem = f"names the issuer {document.get('issuer')!r}: set exactly that"
-        elif not isinstance(document.get("jwks_uri"), str):
-            problem = "has no jwks_uri: set WS_JWKS_URL instead"
-        else:
-            problem = url_problem(document["jwks_uri"])
-            if problem is None:
-                return str(document["jwks_uri"])
-            problem = f"gives the jwks_uri {problem}"
-        self.configuration_error = f"the discovery document of {issuer} {problem}"
-        raise DiscoveryInvalid(self.configuration_error)
 
     def _replace(self, keys: list[PublicKey]) -> None:
         """Take the new keys, keeping the objects of those that did not change.

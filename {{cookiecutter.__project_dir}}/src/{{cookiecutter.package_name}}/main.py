@@ -9,6 +9,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+{%- if cookiecutter.authentication == "jwt" %}
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+{%- endif %}
 
 from . import metrics
 from .admission import Admission
@@ -69,6 +72,46 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await governance.close()
         await admission.revocations.close()
         await admission.store.close()
+{%- if cookiecutter.authentication == "jwt" %}
+
+
+class StartupExit:
+    """A ``SystemExit("...")`` raised while the app starts stops it with that text alone.
+
+    With discovery, the issuer's document is only read in the lifespan; one that
+    cannot be used is a bad setting (auth.py), reported like those of settings.py:
+    ``Invalid configuration:`` and a line naming the variable. Starlette reports
+    whatever stopped the lifespan with its traceback, which uvicorn logs at ERROR;
+    this puts the text in its place. uvicorn then logs "Application startup failed.
+    Exiting." and exits with status 3, under the launcher, plain uvicorn or
+    ``fastapi run`` alike.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "lifespan":
+            await self.app(scope, receive, send)
+            return
+        failed: list[Message] = []
+
+        async def report(message: Message) -> None:
+            if message["type"] == "lifespan.startup.failed":
+                failed.append(message)  # sent below, once the exception is known
+            else:
+                await send(message)
+
+        try:
+            await self.app(scope, receive, report)
+        except SystemExit as stop:
+            if failed and isinstance(stop.code, str):
+                failed[0] = {**failed[0], "message": stop.code}
+            raise
+        finally:
+            if failed:
+                await send(failed[0])
+{%- endif %}
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -99,6 +142,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 {%- endif %}
     # Every WebSocket route, these and any added later, is admitted by the guard.
     guard_websockets(app, admission, governance)
+{%- if cookiecutter.authentication == "jwt" %}
+    app.add_middleware(StartupExit)  # an unusable discovery document: one line, no traceback
+{%- endif %}
     return app
 
 
