@@ -322,13 +322,35 @@ def test_pre_commit_runs_ruff(baked: Baked) -> None:
 # -- The generated project's own test suite ----------------------------------------------
 
 
+# Without the demo (and the other yes/no pieces), the Python differs from the same
+# project with them only in how main.py assembles the app, and that project's whole
+# suite runs too: here the tests that build the app and talk to it in process and
+# on the wire run, with the connection governance whose cancellation differs by
+# Python version; not the Redis, Sentinel, Cluster, nginx, hostile-server and
+# flood tests, which exercise modules that are the same byte for byte.
+ASSEMBLY_TESTS = [
+    "test_routes.py", "test_health.py", "test_ready.py", "test_metrics.py", "test_echo.py",
+    "test_settings.py", "test_cli.py", "test_admission.py", "test_credentials.py",
+    "test_pre_accept.py", "test_accept_then_close.py", "test_live_pre_accept.py",
+    "test_live_accept_then_close.py", "test_governance.py", "test_expiry.py",
+    "test_inband_refresh.py", "test_api_tokens.py", "test_jwt.py",
+]  # fmt: skip
+
+
+def suite_files(project: Path, answers: dict[str, Any]) -> list[str]:
+    if answers["browser_demo"]:
+        return []  # all of them
+    return [f"tests/{name}" for name in ASSEMBLY_TESTS if (project / "tests" / name).exists()]
+
+
 @pytest.mark.matrix
 @pytest.mark.parametrize("answers", SUITE_COMBINATIONS)
 def test_generated_test_suite_passes(answers: dict[str, Any], cookies_session) -> None:
     project = fresh_bake(cookies_session, answers)  # its own copy: the suite writes files
     python = install_project(project, python_for(answers["python_version"]))
+    files = suite_files(project, answers)
     result = subprocess.run(
-        [str(python), "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider"],
+        [str(python), "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", *files],
         cwd=project, capture_output=True, text=True, env=clean_env(), timeout=1500, check=False,
     )  # fmt: skip
     output = result.stdout + result.stderr
@@ -337,3 +359,9 @@ def test_generated_test_suite_passes(answers: dict[str, Any], cookies_session) -
     assert result.returncode == 0, output  # 5 would mean "no tests ran": a failure too
     assert counts.get("passed", 0) > 100, output
     assert counts.get("failed", 0) == counts.get("error", 0) == 0, output
+
+
+def test_the_assembly_tests_are_test_files_of_the_skeleton() -> None:
+    # A misspelt name would silently run less: suite_files() keeps only what exists.
+    names = {path.name.replace(".jwt.py", ".py") for path in (SKELETON / "tests").glob("test_*.py")}
+    assert set(ASSEMBLY_TESTS) <= names
