@@ -134,9 +134,11 @@ def test_a_flood_of_messages_is_closed_4429(server: LiveServer, strategy: str) -
         for _ in range(MESSAGES - 1):  # within the limit: all echoed
             ws.send("ok")
         assert [ws.recv(timeout=5) for _ in range(MESSAGES - 1)] == ["ok"] * (MESSAGES - 1)
-        for _ in range(MESSAGES):
-            ws.send("more")
-        ws.send("far too many")
+        # The server may close before the client has sent them all: so much the better.
+        with contextlib.suppress(ConnectionClosed):
+            for _ in range(MESSAGES):
+                ws.send("more")
+            ws.send("far too many")
         code, reason, messages = closed_with(ws, 5)
         assert (code, reason) == (4429, "too_many_messages")
         assert "far too many" not in messages  # the endpoint never got it

@@ -11,13 +11,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fastapi import FastAPI, WebSocket
 from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
+from starlette.routing import Host, Match, WebSocketRoute
 from starlette.testclient import WebSocketDenialResponse
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
 from websocket_gatekeeper.main import create_app
+from websocket_gatekeeper.requirements import public
 from websocket_gatekeeper.settings import Settings
 
 from cases import BEARER
@@ -74,19 +77,104 @@ def refusal_code(client: TestClient, path: str, headers: dict[str, str]) -> str:
     return info.value.json()["code"]
 
 
+@pytest.fixture
+def fresh_client() -> Iterator[TestClient]:
+    """An app that has seen no handshake yet, so it has remembered no path."""
+    app = create_app(Settings(_env_file=None))
+    add_user_routes(app)
+    with TestClient(app) as client:
+        yield client
+
+
+# The first handshake on a path is decided after routing; the guard remembers the
+# route's requirements and decides the next one before routing: both must agree.
 @pytest.mark.parametrize(("path", "headers", "code"), REFUSED)
 def test_user_routes_refuse_in_process(
-    user_client: TestClient, path: str, headers: dict[str, str], code: str
+    fresh_client: TestClient, path: str, headers: dict[str, str], code: str
 ) -> None:
-    assert refusal_code(user_client, path, headers) == code
+    assert refusal_code(fresh_client, path, headers) == code
+    assert refusal_code(fresh_client, path, headers) == code
 
 
 @pytest.mark.parametrize(("path", "headers", "sent"), ADMITTED)
 def test_user_routes_admit_in_process(
-    user_client: TestClient, path: str, headers: dict[str, str], sent: dict[str, object]
+    fresh_client: TestClient, path: str, headers: dict[str, str], sent: dict[str, object]
 ) -> None:
-    with user_client.websocket_connect(path, headers=dict(headers)) as websocket:
-        assert websocket.receive_json() == sent
+    for _ in range(2):
+        with fresh_client.websocket_connect(path, headers=dict(headers)) as websocket:
+            assert websocket.receive_json() == sent
+
+
+def test_a_route_added_after_handshakes_is_found(fresh_client: TestClient) -> None:
+    app = fresh_client.app
+    assert isinstance(app, FastAPI)
+    assert refusal_code(fresh_client, "/ws/later", dict(BEARER)) == "not_found"
+
+    @app.websocket("/ws/later")
+    async def later(websocket: WebSocket) -> None:
+        await websocket.accept()
+        await websocket.send_json({"user": websocket.user.identity})
+        await websocket.close()
+
+    with fresh_client.websocket_connect("/ws/later", headers=dict(BEARER)) as websocket:
+        assert websocket.receive_json() == {"user": IDENTITY}
+    assert refusal_code(fresh_client, "/ws/later", {}) == "missing_token"
+
+
+def test_a_route_replaced_in_place_is_checked_after_routing(fresh_client: TestClient) -> None:
+    # Same number of routes, so the guard still remembers the public route's
+    # requirements; the endpoint's own are checked after routing, and win.
+    app = fresh_client.app
+    assert isinstance(app, FastAPI)
+    with fresh_client.websocket_connect("/ws/teams/status") as websocket:
+        assert websocket.receive_json() == {"authenticated": False}
+    with fresh_client.websocket_connect("/ws/teams/status") as websocket:
+        assert websocket.receive_json() == {"authenticated": False}
+
+    async def guarded(websocket: WebSocket) -> None:
+        await websocket.accept()
+        await websocket.send_json({"user": websocket.user.identity})
+        await websocket.close()
+
+    # The router holds FastAPI's included routers as they are, so the route to replace
+    # is found by what it matches.
+    scope = {"type": "websocket", "path": "/ws/teams/status", "root_path": ""}
+    index = next(
+        i for i, route in enumerate(app.router.routes) if route.matches(scope)[0] is Match.FULL
+    )
+    app.router.routes[index] = WebSocketRoute("/ws/teams/status", guarded)
+    assert refusal_code(fresh_client, "/ws/teams/status", {}) == "missing_token"
+    with fresh_client.websocket_connect("/ws/teams/status", headers=dict(BEARER)) as websocket:
+        assert websocket.receive_json() == {"user": IDENTITY}
+
+
+def test_host_routing_is_always_decided_after_routing() -> None:
+    # With Host routes, one path can lead to different routes: nothing is remembered.
+    app = create_app(Settings(_env_file=None))
+    public_app, guarded_app = FastAPI(), FastAPI()
+
+    @public_app.websocket("/ws/hosted")
+    @public
+    async def open_to_all(websocket: WebSocket) -> None:
+        await websocket.accept()
+        await websocket.send_json({"authenticated": websocket.user.is_authenticated})
+        await websocket.close()
+
+    @guarded_app.websocket("/ws/hosted")
+    async def members_only(websocket: WebSocket) -> None:
+        await websocket.accept()
+        await websocket.send_json({"user": websocket.user.identity})
+        await websocket.close()
+
+    app.router.routes.insert(0, Host("public.example", public_app))
+    app.router.routes.insert(0, Host("members.example", guarded_app))
+    with TestClient(app) as client:
+        for _ in range(2):
+            public_host = {"host": "public.example"}
+            with client.websocket_connect("/ws/hosted", headers=public_host) as websocket:
+                assert websocket.receive_json() == {"authenticated": False}
+            members = {"host": "members.example"}
+            assert refusal_code(client, "/ws/hosted", members) == "missing_token"
 
 
 @pytest.mark.parametrize(("path", "headers", "code"), REFUSED)

@@ -54,10 +54,10 @@ class MessageRate:
 
     __slots__ = ("_counts", "_limits")
 
-    def __init__(self, limits: Iterable[RateLimitItem]) -> None:
-        self._limits = tuple((item.amount, float(item.get_expiry())) for item in limits)
+    def __init__(self, limits: tuple[tuple[int, float], ...]) -> None:
+        self._limits = limits  # (amount, window in seconds): windows_of(), once per process
         # Per limit: window number, previous window's count, this window's count.
-        self._counts = [0.0, 0, 0] * len(self._limits)
+        self._counts = [0.0, 0, 0] * len(limits)
 
     def exceeded(self, now: float) -> bool:
         """Count one message; True when a limit refuses it."""
@@ -76,6 +76,10 @@ class MessageRate:
         return False
 
 
+def windows_of(limits: Iterable[RateLimitItem]) -> tuple[tuple[int, float], ...]:
+    return tuple((item.amount, float(item.get_expiry())) for item in limits)
+
+
 class Governance:
     """The limits every admitted connection of this process lives under."""
 
@@ -87,7 +91,7 @@ class Governance:
     ) -> None:
         self.idle_seconds = idle_seconds
         self.lifetime_seconds = lifetime_seconds
-        self.message_limits = message_limits
+        self.message_windows = windows_of(message_limits)  # for MessageRate
         self._live: dict[str, set[Governed]] = {}  # identity -> its connections here
         self._unleased: set[Governed] = set()
         self._admission: Admission | None = None

@@ -20,6 +20,12 @@ WebSocket scopes.)
 An admitted connection stays governed (``governance.py``): idle timeout, maximum
 lifetime, messages per connection and revocation end
 it through the same delivery.
+
+The guard remembers each path's requirements (``KnownPaths``), so the next
+handshake on a path is decided before routing: a refused client then costs no
+routing, no endpoint and no exception through the app's stack. After routing,
+the endpoint's requirements are checked again, so a remembered path can never
+admit a client its route would refuse.
 """
 
 import asyncio
@@ -29,6 +35,7 @@ from contextlib import suppress
 import anyio
 from fastapi import FastAPI
 from starlette.authentication import AuthCredentials, UnauthenticatedUser
+from starlette.routing import BaseRoute, Host
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocketDisconnect
 
@@ -45,7 +52,7 @@ from .rejections import (
     TOO_MANY_MESSAGES,
     Rejection,
 )
-from .requirements import ACCEPT_THEN_CLOSE, PRE_ACCEPT, requirements_of
+from .requirements import ACCEPT_THEN_CLOSE, PRE_ACCEPT, Requirements, requirements_of
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +71,8 @@ CLOSE_TIMEOUT = 1.0
 GONE = (OSError, RuntimeError, WebSocketDisconnect)
 INTERNAL_ERROR = 1011
 UNGOVERNED = Governance()  # for a guard given no limits: only what admission decided
+# Paths are chosen by clients: the guard remembers this many, then starts over.
+MAX_KNOWN_PATHS = 10_000
 
 
 class Rejected(Exception):
@@ -78,19 +87,60 @@ class Refused(Exception):
     """Raised into an endpoint whose client was refused: nothing more may pass."""
 
 
+class KnownPaths:
+    """The requirements of the route the router picked for each path so far.
+
+    A path once matched stays matched by the same route as routes are added after
+    it. The guard checks the endpoint's requirements again after routing, so a
+    remembered path never admits a client its route would refuse. Forgotten when
+    the app's own list of routes changes length; never used when the app routes
+    by ``Host`` (one path may then lead to different routes). Paths no route
+    matches are not remembered: a route for them may be added at any time, on an
+    included router too. Bounded: when full, it starts over.
+    """
+
+    __slots__ = ("_count", "_known", "_routes", "_usable")
+
+    def __init__(self, routes: list[BaseRoute]) -> None:
+        self._routes = routes  # the router's own list: routes added later show up
+        self._count = -1
+        self._usable = False
+        self._known: dict[str, Requirements] = {}
+
+    def lookup(self, path: str) -> Requirements | None:
+        if len(self._routes) != self._count:
+            self._count = len(self._routes)
+            self._usable = not any(isinstance(route, Host) for route in self._routes)
+            self._known.clear()
+        return self._known.get(path) if self._usable else None
+
+    def learn(self, path: str, requirements: Requirements) -> None:
+        if len(self._known) >= MAX_KNOWN_PATHS:
+            self._known.clear()
+        self._known[path] = requirements
+
+
 class WebSocketGuard:
     def __init__(
-        self, app: ASGIApp, admission: Admission, governance: Governance = UNGOVERNED
+        self,
+        app: ASGIApp,
+        admission: Admission,
+        governance: Governance = UNGOVERNED,
+        routes: list[BaseRoute] | None = None,
     ) -> None:
         self.app = app
         self.admission = admission
         self.governance = governance
+        # Without the router's routes, every handshake is decided after routing.
+        self.known = None if routes is None else KnownPaths(routes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "websocket":
             await self.app(scope, receive, send)
             return
-        connection = GuardedConnection(self.admission, scope, receive, send, self.governance)
+        connection = GuardedConnection(
+            self.admission, scope, receive, send, self.governance, self.known
+        )
         await connection.serve(self.app)
 
 
@@ -100,7 +150,9 @@ def guard_websockets(
     """Put every WebSocket route of ``app`` behind the guard, and answer a path no
     route matches with a 404 instead of Starlette's bare 403 (a bare 403 tells a
     client it is not allowed when in fact it has a typo in the path)."""
-    app.add_middleware(WebSocketGuard, admission=admission, governance=governance)
+    app.add_middleware(
+        WebSocketGuard, admission=admission, governance=governance, routes=app.router.routes
+    )
     http_not_found = app.router.default
 
     async def not_found(scope: Scope, receive: Receive, send: Send) -> None:
@@ -121,16 +173,19 @@ class GuardedConnection:
         "_counting",
         "_governance",
         "_idle",
+        "_known",
         "_last_seen",
         "_loop",
         "_rate",
         "_receive",
         "_refused",
+        "_requirements",
+        "_routed",
         "_send",
         "_started",
-        "_stop",
         "_stopped_by",
         "_strategy",
+        "_task",
         "_timer",
         "admitted",
         "ended",
@@ -144,9 +199,11 @@ class GuardedConnection:
         receive: Receive,
         send: Send,
         governance: Governance = UNGOVERNED,
+        known: KnownPaths | None = None,
     ) -> None:
         self._admission = admission
         self._governance = governance
+        self._known = known
         self.scope = scope
         self._receive = receive
         self._send = send
@@ -154,32 +211,43 @@ class GuardedConnection:
         self.ended = False
         self._refused = False
         self._accepted = False
+        self._routed = False  # whether the endpoint's requirements were checked
         self._strategy = PRE_ACCEPT  # until the route says otherwise
-        # Cancels the endpoint when the connection must end (stop()).
-        self._stop = anyio.CancelScope()
+        self._requirements: Requirements | None = None  # what admission was asked
+        # stop() cancels this task (the endpoint's) when the connection must end.
+        self._task: asyncio.Task[object] | None = None
         self._stopped_by: Rejection | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._loop = asyncio.get_running_loop()
         self._started = self._last_seen = 0.0
         self._idle = governance.idle_seconds
-        self._rate = MessageRate(governance.message_limits) if governance.message_limits else None
+        self._rate: MessageRate | None = None  # set on admission
         # Whether a message from the client needs a look at all (idle, rate).
-        self._counting = self._idle is not None or self._rate is not None
+        self._counting = self._idle is not None or bool(governance.message_windows)
 
     async def serve(self, app: ASGIApp) -> None:
+        known = None if self._known is None else self._known.lookup(self.scope["path"])
+        self._task = asyncio.current_task()
         try:
-            with self._stop:
+            if known is not None:
+                # Decided before routing, with the route's requirements from last time.
+                await self._admit(known)
+            try:
                 await app(self.scope, self.receive, self.send)
-            # cancel_called, not cancelled_caught: an endpoint that swallowed the
-            # cancellation and returned still leaves a connection to close.
-            if self._stop.cancel_called and self._stopped_by is not None:
+            except asyncio.CancelledError:
+                if self._stopped_by is None or not self._forget_cancellation():
+                    raise  # not (only) ours: the server is shutting down
+            else:
+                if self._stopped_by is not None and not self._forget_cancellation():
+                    raise asyncio.CancelledError  # swallowed by the endpoint, not only ours
+            if self._stopped_by is not None:
                 await self._refuse(self._stopped_by)
         except Rejected as exc:
             if self.admitted is None and exc.rejection is not NOT_FOUND:
                 # Raised before the endpoint touched the connection: whoever is not
                 # admissible hears the pipeline's refusal, not the route's reason.
                 try:
-                    await self._admit()
+                    await self._admit(requirements_of(self.scope))
                 except Refused:
                     return
             await self._refuse(exc.rejection)
@@ -190,20 +258,13 @@ class GuardedConnection:
         except Exception:
             if not self._accepted:
                 raise  # the server answers 500 and logs it
+            self._refused = True  # nothing may stop it now: it is closing
             # The traceback stays in the server log; the client learns only "internal error".
             logger.exception("WebSocket endpoint %s failed", self.scope["path"])
             await self._close_after_accept({"type": "websocket.close", "code": INTERNAL_ERROR})
         finally:
             self.ended = True
-            if self._timer is not None:
-                self._timer.cancel()
-                self._timer = None
-            admitted = self.admitted
-            if admitted is not None:
-                metrics.CONNECTIONS_OPEN.dec()
-                if admitted.identity is not None:
-                    self._governance.end(self, admitted.identity.user.identity)
-                await self._admission.release(admitted)
+            await self._release()
 
     def stop(self, rejection: Rejection) -> bool:
         """End the connection with ``rejection`` (a limit, a revocation): the endpoint
@@ -212,22 +273,32 @@ class GuardedConnection:
         if self._stopped_by is not None or self._refused or self.ended:
             return False
         self._stopped_by = rejection
-        self._stop.cancel()
+        task = self._task
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()  # else: called from its own admission, which refuses (_admit)
         return True
 
+    def _forget_cancellation(self) -> bool:
+        """After stop(): take back its cancellation of the task (Python 3.11+ counts
+        them); False when someone else cancelled the task too."""
+        uncancel = getattr(self._task, "uncancel", None)
+        return uncancel is None or uncancel() == 0
+
     async def receive(self) -> Message:
-        if self.admitted is None:
-            await self._admit()
+        if not self._routed:
+            await self._check_route()
         message = await self._receive()
         if self._counting and message["type"] == "websocket.receive":
             return await self._govern(message)
         return message
 
     async def send(self, message: Message) -> None:
-        admitted = self.admitted or await self._admit()
+        if not self._routed:
+            await self._check_route()
         if message["type"] == "websocket.accept":
             self._accepted = True
-            if admitted.select_bearer and not message.get("subprotocol"):
+            admitted = self.admitted
+            if admitted is not None and admitted.select_bearer and not message.get("subprotocol"):
                 # The client sent its credential as "bearer.<base64url>" and also offered
                 # "bearer": browsers fail a handshake whose offered protocols get no answer.
                 message = {**message, "subprotocol": BEARER_SUBPROTOCOL}
@@ -242,10 +313,25 @@ class GuardedConnection:
                 raise Refused
             return message
 
-    async def _admit(self) -> Admitted:
+    async def _check_route(self) -> None:
+        """The endpoint touches the connection for the first time: admit it with its
+        route's requirements, unless it was admitted with exactly these already."""
         if self._refused:
             raise Refused
+        self._routed = True
         requirements = requirements_of(self.scope)
+        if requirements is self._requirements:
+            return
+        if self._known is not None:
+            self._known.learn(self.scope["path"], requirements)
+        if self.admitted is not None:
+            await self._release()  # the routes changed since the path was learnt
+        await self._admit(requirements)
+
+    async def _admit(self, requirements: Requirements) -> Admitted:
+        if self._refused:
+            raise Refused
+        self._requirements = requirements
         self._strategy = requirements.strategy
         outcome = await self._admission.admit(self.scope, requirements, self._strategy)
         if isinstance(outcome, Rejection):
@@ -259,18 +345,38 @@ class GuardedConnection:
         else:
             self.scope["user"], self.scope["auth"] = outcome.identity.user, outcome.identity.auth
             self._governance.open(self, outcome.identity.user.identity, outcome.unleased)
+            if self._stopped_by is not None:  # revoked while it was being admitted
+                await self._refuse(self._stopped_by)
+                raise Refused
+        if self._governance.message_windows:
+            self._rate = MessageRate(self._governance.message_windows)
         self._arm()
         return outcome
 
+    async def _release(self) -> None:
+        """Give back what admission took, and stop governing the connection."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        admitted, self.admitted = self.admitted, None
+        if admitted is None:
+            return
+        metrics.CONNECTIONS_OPEN.dec()
+        if admitted.identity is not None:
+            self._governance.end(self, admitted.identity.user.identity)
+        await self._admission.release(admitted)
+
     def _next_limit(self) -> tuple[float, Rejection] | None:
         """The earliest moment a limit ends this connection, and which one."""
-        limits = []
+        limit = None
         lifetime = self._governance.lifetime_seconds
         if lifetime is not None:
-            limits.append((self._started + lifetime, LIFETIME_EXCEEDED))
+            limit = (self._started + lifetime, LIFETIME_EXCEEDED)
         if self._idle is not None:
-            limits.append((self._last_seen + self._idle, IDLE_TIMEOUT))
-        return min(limits, key=lambda limit: limit[0]) if limits else None
+            idle = self._last_seen + self._idle
+            if limit is None or idle < limit[0]:
+                limit = (idle, IDLE_TIMEOUT)
+        return limit
 
     def _arm(self) -> None:
         limit = self._next_limit()
@@ -292,6 +398,7 @@ class GuardedConnection:
     async def _refuse(self, rejection: Rejection) -> None:
         """Log and count a refusal once, then deliver it the route's way."""
         self._refused = True
+        self._routed = False  # the endpoint's next touch raises Refused
         metrics.count_refusal(self._strategy, rejection.code)
         if self.admitted is None:
             if logger.isEnabledFor(logging.INFO):
