@@ -91,6 +91,9 @@ NO_RATE_LIMIT = "limits off"
 # The same app without the per-connection message rate: what that check costs a message.
 NO_MESSAGE_RATE_ENV = {**GENERATED_ENV, "WS_MESSAGE_RATE_LIMIT": "off"}
 NO_MESSAGE_RATE = "message rate off"
+# jwt: without in-band refresh, what looking for auth.refresh costs a message.
+NO_INBAND_REFRESH_ENV = {**GENERATED_ENV, "WS_INBAND_REFRESH": "false"}
+NO_INBAND_REFRESH = "in-band refresh off"
 IN_REDIS = "limits in Redis on 127.0.0.1"
 EVERY_HANDSHAKE = {"WS_JWT_CACHE_SIZE": "0"}  # jwt: verify every token, remember nothing
 NEW, OLD = "generated", "baseline"  # the project under test, the one it is compared with
@@ -701,6 +704,7 @@ def server_specs(
         provider = stack.enter_context(jwks_provider(new.python))
         jwks = {"WS_JWT_SECRET": "", "WS_JWKS_URL": provider["url"], "NO_PROXY": "127.0.0.1"}
         specs["every handshake"] = generated(new, EVERY_HANDSHAKE)
+        specs[NO_INBAND_REFRESH] = generated(new, NO_INBAND_REFRESH_ENV)
         specs["RS256 from a JWKS (keys cached)"] = generated(new, jwks)
         specs["RS256 from a JWKS, every handshake verified"] = generated(
             new, {**jwks, **EVERY_HANDSHAKE}
@@ -800,15 +804,16 @@ def cpu_comparisons(context: Context, servers: Servers) -> dict[str, Any]:
     ]
     report["FastAPI endpoint styles"] = compare(group, running, settings.count, settings)
 
-    # Per message on an open connection: the echo loop, nothing else.
+    # Per message on an open connection: the echo loop, nothing else; and what the
+    # message-rate check (and, jwt, looking for in-band refresh) costs each message.
+    without = [off for off in (NO_MESSAGE_RATE, NO_INBAND_REFRESH) if off in context.specs]
     group = [
         Subject("raw ASGI echo", "raw echo", "echo"),
         Subject("bare FastAPI echo", "fastapi echo", "echo"),
         *(Subject(route_label(NEW, s), NEW, "echo", s.route, auth) for s in context.strategies),
         *(
-            Subject(
-                f"{route_label(NEW, s)}, {NO_MESSAGE_RATE}", NO_MESSAGE_RATE, "echo", s.route, auth
-            )
+            Subject(f"{route_label(NEW, s)}, {off}", off, "echo", s.route, auth)
+            for off in without
             for s in context.strategies
         ),
     ]
