@@ -6,8 +6,9 @@ run there, uvloop included. Reads the run's description (JSON) from the file
 named by ``--config``.
 
 Every app runs in its own uvicorn process on 127.0.0.1 with the stack the
-generated ``python -m`` launcher uses (``--http h11 --ws wsproto``) and
-``--log-level warning`` for all of them, so logging is in no figure. The
+generated ``python -m`` launcher uses (``--http h11 --ws wsproto``, its garbage
+collector threshold: ``serve.py``) and ``--log-level warning`` for all of them,
+so logging is in no figure. The
 generated app runs with the project's defaults (rate limit, connection cap,
 metrics, leases), except the limits are raised so they never fire for a
 benchmark client that connects from one address over and over (``GENERATED_ENV``).
@@ -240,7 +241,7 @@ def listening_port(pid: int) -> int | None:
 def uvicorn(python: str, app: str, http: str = "h11") -> list[str]:
     """The command of every app of the comparisons: the launcher's stack, no logging."""
     return [
-        python, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", "0",
+        python, str(BENCHMARKS / "serve.py"), app, "--host", "127.0.0.1", "--port", "0",
         "--http", http, "--ws", "wsproto", "--log-level", "warning",
         "--ws-max-size", str(MAX_MESSAGE_BYTES), "--app-dir", str(BENCHMARKS),
     ]  # fmt: skip

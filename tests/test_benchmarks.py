@@ -72,3 +72,13 @@ def test_flood_of_refusals_leaks_nothing(tmp_path: Path) -> None:
         assert result["unexpected"] == 0
     assert report["fds_after"] <= report["fds_before"]
     assert report["connections_open_after"] == 0
+
+
+def test_every_benchmarked_server_collects_garbage_as_the_launcher_does() -> None:
+    launcher = next((TEMPLATE / "{{cookiecutter.__project_dir}}" / "src").glob("*/__main__.py"))
+    sys.path.insert(0, str(TEMPLATE / "benchmarks"))
+    try:
+        import serve  # benchmarks/ is not a package
+    finally:
+        sys.path.remove(str(TEMPLATE / "benchmarks"))
+    assert f"GC_THRESHOLD = {serve.GC_THRESHOLD:_}\n" in launcher.read_text()

@@ -332,7 +332,7 @@ ASSEMBLY_TESTS = [
     "test_routes.py", "test_health.py", "test_ready.py", "test_metrics.py", "test_echo.py",
     "test_settings.py", "test_cli.py", "test_admission.py", "test_credentials.py",
     "test_pre_accept.py", "test_accept_then_close.py", "test_live_pre_accept.py",
-    "test_live_accept_then_close.py", "test_governance.py", "test_expiry.py",
+    "test_live_accept_then_close.py", "test_governance.py", "test_deadlines.py", "test_expiry.py",
     "test_inband_refresh.py", "test_api_tokens.py", "test_jwt.py",
 ]  # fmt: skip
 

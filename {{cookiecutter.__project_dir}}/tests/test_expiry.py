@@ -145,8 +145,10 @@ async def serve(admission: OneAdmission, send: Recorder, app: Any) -> None:
     await GuardedConnection(admission, dict(SCOPE), connect_message, send).serve(app)  # type: ignore[arg-type]
 
 
-def pending_timers() -> int:
-    return loop_load()["timers"]
+def pending_timers() -> tuple[int, int]:
+    """Timer handles on the loop, and connections waiting for a deadline."""
+    load = loop_load()
+    return load["timers"], load["deadlines"]
 
 
 async def test_expiry_cancels_the_endpoint_and_closes_4401() -> None:
@@ -301,7 +303,7 @@ def test_in_process_connections_close_at_expiry(
 
 def test_in_process_nothing_is_left_after_connections_end(client: TestClient) -> None:
     async def measure() -> dict[str, int]:
-        return loop_load()
+        return loop_load(client.app.state.governance)  # type: ignore[attr-defined]
 
     before = client.portal.call(measure)
     token = mint_token(SECRET, "alice", 3600, ["admin"])
@@ -313,7 +315,7 @@ def test_in_process_nothing_is_left_after_connections_end(client: TestClient) ->
             session.send_text("hello")
             assert session.receive_text() == "hello"
         during = client.portal.call(measure)
-        assert during["timers"] >= before["timers"] + len(PATHS) * 5  # one deadline each
+        assert during["deadlines"] == before["deadlines"] + len(PATHS) * 5  # one deadline each
     assert wait_for(lambda: client.portal.call(measure), before) == before
 
 
@@ -356,7 +358,7 @@ async def test_live_nothing_is_left_after_connections_end(stats_server: LiveServ
         *(open_with(stats_server, p, c, long_lived) for p in PATHS for c in CHANNELS * 2)
     )
     during = await asyncio.to_thread(server_load, stats_server)
-    assert during["timers"] >= before["timers"] + len(held)  # one deadline each
+    assert during["deadlines"] == before["deadlines"] + len(held)  # one deadline each
 
     async def client_closes(websocket: ClientConnection) -> None:
         async with websocket:

@@ -37,6 +37,7 @@ import logging
 {%- if cookiecutter.authentication == "jwt" %}
 import time
 {%- endif %}
+from collections.abc import Awaitable
 from contextlib import suppress
 
 import anyio
@@ -60,7 +61,7 @@ from .auth import AUTH_UNAVAILABLE, TOKEN_EXPIRED
 {%- endif %}
 from .clients import client_address
 from .credentials import BEARER_SUBPROTOCOL
-from .governance import Governance, MessageRate
+from .governance import Deadlines, Governance, MessageRate
 {%- if cookiecutter.rejection_strategy == "pre_accept" %}
 from .pre_accept import deliver_refusal
 {%- endif %}
@@ -175,14 +176,15 @@ class WebSocketGuard:
         # Without the router's routes, every handshake is decided after routing.
         self.known = None if routes is None else KnownPaths(routes)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        # Not ``async``: it hands back the awaitable it picked, so no request pays
+        # for one more coroutine (and a WebSocket holds no extra frame for its life).
         if scope["type"] != "websocket":
-            await self.app(scope, receive, send)
-            return
+            return self.app(scope, receive, send)
         connection = GuardedConnection(
             self.admission, scope, receive, send, self.governance, self.known
         )
-        await connection.serve(self.app)
+        return connection.serve(self.app)
 
 
 def guard_websockets(
@@ -212,6 +214,8 @@ class GuardedConnection:
         "_accepted",
         "_admission",
         "_counting",
+        "_deadline",
+        "_deadlines",
 {%- if cookiecutter.authentication == "jwt" %}
         "_expires",
 {%- endif %}
@@ -233,7 +237,6 @@ class GuardedConnection:
         "_stopped_by",
         "_strategy",
         "_task",
-        "_timer",
         "admitted",
         "ended",
         "scope",
@@ -268,7 +271,8 @@ class GuardedConnection:
         # stop() cancels this task (the endpoint's) when the connection must end.
         self._task: asyncio.Task[object] | None = None
         self._stopped_by: Rejection | None = None
-        self._timer: asyncio.TimerHandle | None = None
+        self._deadlines: Deadlines | None = None  # this loop's, once admitted
+        self._deadline: int | None = None  # its slot there, while one is set
         self._loop = asyncio.get_running_loop()
         self._started = self._last_seen = 0.0
         self._idle = governance.idle_seconds
@@ -277,8 +281,7 @@ class GuardedConnection:
         self._refresh = governance.inband_refresh
 {%- endif %}
         self._rate: MessageRate | None = None  # set on admission
-        # Whether a message from the client needs a look at all (idle, rate{% if cookiecutter.authentication == "jwt" %}, refresh{% endif %}).
-        self._counting = self._idle is not None or bool(governance.message_windows){% if cookiecutter.authentication == "jwt" %} or self._refresh{% endif %}
+        self._counting = governance.watches_messages
 
     async def serve(self, app: ASGIApp) -> None:
         known = None if self._known is None else self._known.lookup(self.scope["path"])
@@ -339,15 +342,36 @@ class GuardedConnection:
         uncancel = getattr(self._task, "uncancel", None)
         return uncancel is None or uncancel() == 0
 
-    async def receive(self) -> Message:
+    # receive and send are not ``async``: once the route is checked, a message the
+    # guard need not look at goes straight between the server and the endpoint.
+
+    def receive(self) -> Awaitable[Message]:
+        if self._routed and not self._counting:
+            return self._receive()
+        return self._receive_governed()
+
+    def send(self, message: Message) -> Awaitable[None]:
+        if self._routed and message["type"] != "websocket.accept":
+            return self._send(message)
+        return self._send_checked(message)
+
+    async def _receive_governed(self) -> Message:
         if not self._routed:
             await self._check_route()
         message = await self._receive()
         if self._counting and message["type"] == "websocket.receive":
-            return await self._govern(message)
+            self._last_seen = now = self._loop.time()
+            if self._rate is not None and self._rate.exceeded(now):
+                await self._refuse(TOO_MANY_MESSAGES)
+                raise Refused
+{%- if cookiecutter.authentication == "jwt" %}
+            text = message.get("text")
+            if self._refresh and text and text.startswith(CONTROL_PREFIXES):
+                return await self._answer_controls(message)
+{%- endif %}
         return message
 
-    async def send(self, message: Message) -> None:
+    async def _send_checked(self, message: Message) -> None:
         if not self._routed:
             await self._check_route()
         if message["type"] == "websocket.accept":
@@ -359,24 +383,21 @@ class GuardedConnection:
                 message = {**message, "subprotocol": BEARER_SUBPROTOCOL}
         await self._send(message)
 
-    async def _govern(self, message: Message) -> Message:
-        """Note the client's message; refuse past the rate{% if cookiecutter.authentication == "jwt" %}; answer control messages{% endif %}."""
-        while True:
-            self._last_seen = now = self._loop.time()
-            if self._rate is not None and self._rate.exceeded(now):
-                await self._refuse(TOO_MANY_MESSAGES)
-                raise Refused
 {%- if cookiecutter.authentication == "jwt" %}
+
+    async def _answer_controls(self, message: Message) -> Message:
+        """Answer control messages until one is the endpoint's; refuse past the rate."""
+        while True:
             text = message.get("text")
-            if not (self._refresh and text and text.startswith(CONTROL_PREFIXES)):
-                return message
-            if not await self._control(text):
+            if not (text and text.startswith(CONTROL_PREFIXES)) or not await self._control(text):
                 return message
             message = await self._receive()  # answered: the endpoint waits for the next one
             if message["type"] != "websocket.receive":
                 return message
-{%- else %}
-            return message
+            self._last_seen = now = self._loop.time()
+            if self._rate is not None and self._rate.exceeded(now):
+                await self._refuse(TOO_MANY_MESSAGES)
+                raise Refused
 {%- endif %}
 
     async def _check_route(self) -> None:
@@ -419,16 +440,14 @@ class GuardedConnection:
             if self._stopped_by is not None:  # revoked while it was being admitted
                 await self._refuse(self._stopped_by)
                 raise Refused
-        if self._governance.message_windows:
-            self._rate = MessageRate(self._governance.message_windows)
+        if self._governance.message_limits is not None:
+            self._rate = MessageRate(self._governance.message_limits, self._started)
         self._arm()
         return outcome
 
     async def _release(self) -> None:
         """Give back what admission took, and stop governing the connection."""
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._disarm()
         admitted, self.admitted = self.admitted, None
         if admitted is None:
             return
@@ -461,21 +480,31 @@ class GuardedConnection:
         return limit
 
     def _arm(self) -> None:
+        """Set the deadline of the earliest limit (again)."""
+        self._disarm()
         limit = self._next_limit()
         if limit is not None and not self.ended:
-            self._timer = self._loop.call_at(limit[0], self._on_timer)
+            self._deadlines = self._governance.deadlines_on(self._loop)
+            self._deadline = self._deadlines.add(self, limit[0])
 
-    def _on_timer(self) -> None:
-        # Messages since the timer was set (idle){% if cookiecutter.authentication == "jwt" %} or a refresh{% endif %} may have moved the limit
-        # later: then the timer is set again, once, instead of once per message.
-        self._timer = None
+    def _disarm(self) -> None:
+        if self._deadline is not None and self._deadlines is not None:
+            self._deadlines.discard(self, self._deadline)
+            self._deadline = None
+
+    def deadline_passed(self, now: float) -> None:
+        """Called by ``Deadlines``. Messages since the deadline was set may have moved
+        the idle limit later: then the deadline is set again, once, instead of once
+        per message."""
+        self._deadline = None
         limit = self._next_limit()
-        if limit is None:
+        if limit is None or self._deadlines is None:
             return
-        if limit[0] <= self._loop.time():
+        if limit[0] <= now:
             self.stop(limit[1])
         else:
-            self._timer = self._loop.call_at(limit[0], self._on_timer)
+            self._deadline = self._deadlines.add(self, limit[0])
+
 {%- if cookiecutter.authentication == "jwt" %}
 
     async def _control(self, text: str) -> bool:
@@ -505,6 +534,7 @@ class GuardedConnection:
             else:
                 outcome = None
                 self._expire_at(identity.expires_at)
+                self._arm()  # a refreshed credential may also expire sooner
                 self.scope["auth"] = identity.auth
                 expires_in = 0 if identity.expires_at is None else identity.expires_at - time.time()
                 answer = {"type": "auth.refreshed", "expires_in": max(0, int(expires_in))}
