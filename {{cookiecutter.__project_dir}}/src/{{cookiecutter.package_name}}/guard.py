@@ -280,16 +280,16 @@ class GuardedConnection:
         self._expires: float | None = None  # the credential's expiry, on the loop's clock
         self._refresh = governance.inband_refresh
 {%- endif %}
-        self._rate: MessageRate | None = None  # set on admission
+        self._rate: MessageRate | None = None  # set on the first message
         self._counting = governance.watches_messages
 
     async def serve(self, app: ASGIApp) -> None:
         known = None if self._known is None else self._known.lookup(self.scope["path"])
         self._task = asyncio.current_task()
         try:
-            if known is not None:
-                # Decided before routing, with the route's requirements from last time.
-                await self._admit(known)
+            # Decided before routing, with the route's requirements from last time.
+            if known is not None and not await self._admitted(known):
+                return  # refused: told already
             try:
                 await app(self.scope, self.receive, self.send)
             except asyncio.CancelledError:
@@ -301,13 +301,14 @@ class GuardedConnection:
             if self._stopped_by is not None:
                 await self._refuse(self._stopped_by)
         except Rejected as exc:
-            if self.admitted is None and exc.rejection is not NOT_FOUND:
-                # Raised before the endpoint touched the connection: whoever is not
-                # admissible hears the pipeline's refusal, not the route's reason.
-                try:
-                    await self._admit(requirements_of(self.scope))
-                except Refused:
-                    return
+            # Raised before the endpoint touched the connection: whoever is not
+            # admissible hears the pipeline's refusal, not the route's reason.
+            if (
+                self.admitted is None
+                and exc.rejection is not NOT_FOUND
+                and not await self._admitted(requirements_of(self.scope))
+            ):
+                return
             await self._refuse(exc.rejection)
         except Refused:
             pass  # delivered already
@@ -361,7 +362,7 @@ class GuardedConnection:
         message = await self._receive()
         if self._counting and message["type"] == "websocket.receive":
             self._last_seen = now = self._loop.time()
-            if self._rate is not None and self._rate.exceeded(now):
+            if self._over_rate(now):
                 await self._refuse(TOO_MANY_MESSAGES)
                 raise Refused
 {%- if cookiecutter.authentication == "jwt" %}
@@ -395,10 +396,22 @@ class GuardedConnection:
             if message["type"] != "websocket.receive":
                 return message
             self._last_seen = now = self._loop.time()
-            if self._rate is not None and self._rate.exceeded(now):
+            if self._over_rate(now):
                 await self._refuse(TOO_MANY_MESSAGES)
                 raise Refused
 {%- endif %}
+
+    def _over_rate(self, now: float) -> bool:
+        """Count a message against ``WS_MESSAGE_RATE_LIMIT``; True past it."""
+        rate = self._rate
+        if rate is None:
+            limits = self._governance.message_limits
+            if limits is None or self.admitted is None:
+                return False
+            # Made on the first message, its windows counted from the admission: a
+            # connection that only listens never holds one.
+            rate = self._rate = MessageRate(limits, self._started)
+        return rate.exceeded(now)
 
     async def _check_route(self) -> None:
         """The endpoint touches the connection for the first time: admit it with its
@@ -415,9 +428,14 @@ class GuardedConnection:
             await self._release()  # the routes changed since the path was learnt
         await self._admit(requirements)
 
-    async def _admit(self, requirements: Requirements) -> Admitted:
-        if self._refused:
+    async def _admit(self, requirements: Requirements) -> None:
+        if not await self._admitted(requirements):
             raise Refused
+
+    async def _admitted(self, requirements: Requirements) -> bool:
+        """Ask the pipeline; False when the client is refused (and told so)."""
+        if self._refused:
+            return False
         self._requirements = requirements
 {%- if cookiecutter.rejection_strategy == "both" %}
         self._strategy = requirements.strategy
@@ -425,7 +443,7 @@ class GuardedConnection:
         outcome = await self._admission.admit(self.scope, requirements, self._strategy)
         if isinstance(outcome, Rejection):
             await self._refuse(outcome)
-            raise Refused
+            return False
         self.admitted = outcome
         metrics.CONNECTIONS_OPEN.inc()
         self._started = self._last_seen = self._loop.time()
@@ -439,11 +457,9 @@ class GuardedConnection:
             self._governance.open(self, outcome.identity.user.identity, outcome.unleased)
             if self._stopped_by is not None:  # revoked while it was being admitted
                 await self._refuse(self._stopped_by)
-                raise Refused
-        if self._governance.message_limits is not None:
-            self._rate = MessageRate(self._governance.message_limits, self._started)
+                return False
         self._arm()
-        return outcome
+        return True
 
     async def _release(self) -> None:
         """Give back what admission took, and stop governing the connection."""
