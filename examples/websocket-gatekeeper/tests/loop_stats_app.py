@@ -1,7 +1,8 @@
 """The project's app plus ``GET /test/loop``: what the server's event loop holds (tests only).
 
 Served by a real uvicorn (``LiveServer(app="loop_stats_app:app")``) so tests can
-count the tasks and pending timer handles left after connections end.
+count the tasks, pending timer handles and connection deadlines left after
+connections end.
 """
 
 import asyncio
@@ -9,16 +10,22 @@ import json
 
 from starlette.types import Receive, Scope, Send
 
+from websocket_gatekeeper.governance import Governance
+from websocket_gatekeeper.guard import UNGOVERNED
 from websocket_gatekeeper.main import app as project_app
 
 
-def loop_load() -> dict[str, int]:
-    """Tasks and pending (not cancelled) timer handles of the running loop."""
+def loop_load(*governed: Governance) -> dict[str, int]:
+    """Tasks and pending (not cancelled) timer handles of the running loop, and the
+    connections waiting for a deadline there (of this app, the guard's default, and
+    any ``governed`` given)."""
     loop = asyncio.get_running_loop()
     # `_scheduled` is asyncio's timer heap (private, but the only place timers are
     # visible); a cancelled handle stays in it until the loop sweeps it out.
     timers = [handle for handle in loop._scheduled if not handle.cancelled()]  # type: ignore[attr-defined]
-    return {"tasks": len(asyncio.all_tasks()), "timers": len(timers)}
+    governances = {project_app.state.governance, UNGOVERNED, *governed}
+    deadlines = sum(len(governance.deadlines_on(loop)) for governance in governances)
+    return {"tasks": len(asyncio.all_tasks()), "timers": len(timers), "deadlines": deadlines}
 
 
 async def app(scope: Scope, receive: Receive, send: Send) -> None:

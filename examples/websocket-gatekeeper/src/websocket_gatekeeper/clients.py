@@ -30,8 +30,11 @@ DEFAULT_TRUSTED = "127.0.0.1,::1"  # uvicorn's default for FORWARDED_ALLOW_IPS
 
 def is_ip_address(host: str) -> bool:
     """Exactly an IPv4 (dotted quad) or IPv6 address: no zone, port, name or padding."""
-    if len(host) > LONGEST_ADDRESS:
-        return False
+    return len(host) <= LONGEST_ADDRESS and _is_address(host)
+
+
+@lru_cache(maxsize=4096)  # the same few peers (proxies, clients) over and over
+def _is_address(host: str) -> bool:
     try:
         socket.inet_pton(socket.AF_INET6 if ":" in host else socket.AF_INET, host)
     except (OSError, ValueError):  # ValueError: NUL or non-ASCII characters
@@ -43,9 +46,10 @@ def client_host(scope: Scope) -> str:
     """The client's IP address (rate-limit keys, logs), or ``unknown``: never a
     value a client could choose beyond a valid address."""
     client = scope.get("client")
-    if client and is_ip_address(client[0]):
-        return client[0]
-    return UNKNOWN
+    if not client:
+        return UNKNOWN
+    host: str = client[0]
+    return host if len(host) <= LONGEST_ADDRESS and _is_address(host) else UNKNOWN
 
 
 def client_address(scope: Scope) -> str:

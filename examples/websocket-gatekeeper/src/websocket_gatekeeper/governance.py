@@ -1,10 +1,11 @@
 """Governing admitted connections: what the guard enforces after the handshake.
 
 - Idle timeout and maximum lifetime (``WS_IDLE_TIMEOUT_SECONDS``,
-  ``WS_MAX_CONNECTION_SECONDS``): close ``4408``. Each connection has ONE timer
-  handle on the event loop for its earliest limit;
-  a message only notes the time, and the timer, when it fires early because
-  messages came meanwhile, sets itself again. No task per connection.
+  ``WS_MAX_CONNECTION_SECONDS``): close ``4408``. Each connection has one
+  deadline for its earliest limit, kept in
+  ``Deadlines``: one loop timer per process, not a task or a timer per connection.
+  A message only notes the time; a deadline that comes early because messages
+  came meanwhile is set again.
 - Messages per connection (``WS_MESSAGE_RATE_LIMIT``): close ``4429``.
 - Revocation: ``Revocations`` tells this module which identity was revoked, and
   every live connection of it here is closed with ``4403 revoked``.
@@ -19,9 +20,11 @@ strategy like every other refusal.
 
 import asyncio
 import contextlib
+import heapq
 import logging
+import weakref
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from limits import RateLimitItem
 
@@ -36,6 +39,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 CONVERGE_SECONDS = 1.0  # how often missing leases are taken and failed releases retried
+RESOLUTION = 0.1  # seconds: a deadline is met at most twice this late, never early
 
 
 class Governed(Protocol):
@@ -47,37 +51,160 @@ class Governed(Protocol):
     def stop(self, rejection: Rejection) -> bool: ...
 
 
+class Timed(Protocol):
+    """What ``Deadlines`` calls when a connection's deadline has come."""
+
+    def deadline_passed(self, now: float) -> None: ...
+
+
+class Deadlines:
+    """The moments live connections must be looked at again, on one event loop.
+
+    Connections are grouped by the slot of ``RESOLUTION`` seconds their deadline
+    falls in, and one loop timer fires for the earliest slot. Setting or clearing
+    a deadline is a dict lookup and a set operation: a timer handle per connection
+    would cost a heap entry, a context copy and a cancel each, and its memory for
+    as long as the connection lives.
+    """
+
+    __slots__ = ("_buckets", "_fired", "_handle", "_scheduled", "_slots", "loop")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self._buckets: dict[int, set[Timed]] = {}
+        self._slots: list[int] = []  # a heap of the buckets' slots (some emptied since)
+        self._handle: asyncio.TimerHandle | None = None
+        self._scheduled = 0  # the slot the handle fires for
+        self._fired = 0  # every slot up to this one has fired
+
+    def add(self, connection: Timed, when: float) -> int:
+        """Call ``connection.deadline_passed`` at ``when`` (loop time) or a little
+        later; returns the slot to ``discard`` it from."""
+        slot = max(int(when / RESOLUTION) + 1, self._fired + 1)
+        bucket = self._buckets.get(slot)
+        if bucket is None:
+            bucket = self._buckets[slot] = set()
+            heapq.heappush(self._slots, slot)
+            if self._handle is None or slot < self._scheduled:
+                self._schedule(slot)
+        bucket.add(connection)
+        return slot
+
+    def discard(self, connection: Timed, slot: int) -> None:
+        bucket = self._buckets.get(slot)
+        if bucket is None:
+            return
+        bucket.discard(connection)
+        if bucket:
+            return
+        del self._buckets[slot]
+        if not self._buckets:  # nothing waits: no timer either
+            self._slots.clear()
+            if self._handle is not None:
+                self._handle.cancel()
+                self._handle = None
+        elif len(self._slots) > 2 * len(self._buckets) + 64:  # mostly emptied slots
+            self._slots = sorted(self._buckets)
+
+    def __len__(self) -> int:
+        """How many connections wait for their deadline."""
+        return sum(map(len, self._buckets.values()))
+
+    def _schedule(self, slot: int) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+        self._scheduled = slot
+        self._handle = self.loop.call_at(slot * RESOLUTION, self._fire)
+
+    def _fire(self) -> None:
+        self._handle = None
+        # The loop may run a timer a hair early: the slot it was set for has come.
+        self._fired = due = max(self._scheduled, int(self.loop.time() / RESOLUTION))
+        slots, passed = self._slots, []
+        while slots and slots[0] <= due:
+            bucket = self._buckets.pop(heapq.heappop(slots), None)
+            if bucket:
+                passed.extend(bucket)
+        while slots and slots[0] not in self._buckets:
+            heapq.heappop(slots)
+        if slots:
+            self._schedule(slots[0])
+        now = max(self.loop.time(), due * RESOLUTION)
+        for connection in passed:
+            connection.deadline_passed(now)  # sets its next deadline, if any, after this slot
+
+
+class MessageLimits(NamedTuple):
+    """``WS_MESSAGE_RATE_LIMIT``, read once per process for every ``MessageRate``."""
+
+    windows: tuple[tuple[int, float], ...]  # (amount, window in seconds)
+    fewest: int  # the smallest amount
+    shortest: float  # the shortest window
+
+    @classmethod
+    def of(cls, windows: tuple[tuple[int, float], ...]) -> "MessageLimits | None":
+        if not windows:
+            return None
+        return cls(windows, min(amount for amount, _ in windows), min(s for _, s in windows))
+
+
+def message_limits_of(limits: Iterable[RateLimitItem]) -> MessageLimits | None:
+    return MessageLimits.of(tuple((item.amount, float(item.get_expiry())) for item in limits))
+
+
 class MessageRate:
-    """``limits``' sliding-window counter for one connection, on the loop's clock:
-    a limit of N per window admits a message while (the previous window's count x
-    the share of it still inside the sliding window) + this window's count < N."""
+    """``limits``' sliding-window counter for one connection, its windows counted
+    from the connection's start: a limit of N per window admits a message while
+    (the previous window's count x the share of it still inside the sliding
+    window) + this window's count < N.
 
-    __slots__ = ("_counts", "_limits")
+    Most messages take the short way: until the first of the windows ends, a
+    message is certainly admitted while the counts so far leave room for it under
+    every limit (the previous window's share is at most all of it); those are
+    counted in one number and added to every window when the long way next runs.
+    """
 
-    def __init__(self, limits: tuple[tuple[int, float], ...]) -> None:
-        self._limits = limits  # (amount, window in seconds): windows_of(), once per process
+    __slots__ = ("_counts", "_free", "_limits", "_pending", "_start", "_until")
+
+    def __init__(self, limits: MessageLimits, now: float) -> None:
+        self._limits = limits.windows
+        self._start = now
         # Per limit: window number, previous window's count, this window's count.
-        self._counts = [0.0, 0, 0] * len(limits)
+        self._counts: list[float] = [0, 0, 0] * len(limits.windows)
+        self._until = now + limits.shortest  # when the first of the windows ends
+        self._free = limits.fewest  # messages certainly admitted until then
+        self._pending = 0  # messages admitted the short way, not yet in the counts
 
     def exceeded(self, now: float) -> bool:
         """Count one message; True when a limit refuses it."""
-        counts = self._counts
+        if self._free and now < self._until:
+            self._free -= 1
+            self._pending += 1
+            return False
+        return self._counted(now)
+
+    def _counted(self, now: float) -> bool:
+        counts, pending = self._counts, self._pending
+        self._pending = 0
+        elapsed = now - self._start
+        until, free = float("inf"), float("inf")
         slot = 0
         for amount, seconds in self._limits:
-            window = now // seconds
+            current = counts[slot + 2] + pending  # the short way's messages were all in it
+            window = elapsed // seconds
             if counts[slot] != window:
-                counts[slot + 1] = counts[slot + 2] if counts[slot] == window - 1 else 0
-                counts[slot], counts[slot + 2] = window, 0
-            share = 1 - (now - window * seconds) / seconds
-            if counts[slot + 1] * share + counts[slot + 2] >= amount:
+                counts[slot + 1] = current if counts[slot] == window - 1 else 0
+                counts[slot], current = window, 0
+            share = 1 - (elapsed - window * seconds) / seconds
+            if counts[slot + 1] * share + current >= amount:
+                self._free = 0
                 return True
-            counts[slot + 2] += 1
+            counts[slot + 2] = current + 1
+            until = min(until, (window + 1) * seconds)
+            free = min(free, amount - counts[slot + 1] - current - 1)
             slot += 3
+        self._until, self._free = self._start + until, max(0, int(free))
         return False
-
-
-def windows_of(limits: Iterable[RateLimitItem]) -> tuple[tuple[int, float], ...]:
-    return tuple((item.amount, float(item.get_expiry())) for item in limits)
 
 
 class Governance:
@@ -91,12 +218,28 @@ class Governance:
     ) -> None:
         self.idle_seconds = idle_seconds
         self.lifetime_seconds = lifetime_seconds
-        self.message_windows = windows_of(message_limits)  # for MessageRate
+        self.message_limits = message_limits_of(message_limits)  # for MessageRate
+        # Whether a message from the client needs a look at all (idle, rate).
+        self.watches_messages = idle_seconds is not None or self.message_limits is not None
         self._live: dict[str, set[Governed]] = {}  # identity -> its connections here
         self._unleased: set[Governed] = set()
         self._admission: Admission | None = None
         self._revocations: Revocations | None = None
         self._converging: asyncio.Task[None] | None = None
+        # One Deadlines per event loop (tests run an app on several loops in turn).
+        self._deadlines: Deadlines | None = None
+        self.loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Deadlines] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def deadlines_on(self, loop: asyncio.AbstractEventLoop) -> Deadlines:
+        deadlines = self._deadlines
+        if deadlines is None or deadlines.loop is not loop:
+            deadlines = self.loops.get(loop)
+            if deadlines is None:
+                deadlines = self.loops[loop] = Deadlines(loop)
+            self._deadlines = deadlines
+        return deadlines
 
     @classmethod
     def from_settings(cls, settings: "Settings") -> "Governance":

@@ -30,6 +30,7 @@ admit a client its route would refuse.
 
 import asyncio
 import logging
+from collections.abc import Awaitable
 from contextlib import suppress
 
 import anyio
@@ -43,7 +44,7 @@ from . import accept_then_close, metrics, pre_accept
 from .admission import Admission, Admitted
 from .clients import client_address
 from .credentials import BEARER_SUBPROTOCOL
-from .governance import Governance, MessageRate
+from .governance import Deadlines, Governance, MessageRate
 from .rejections import (
     IDLE_TIMEOUT,
     LIFETIME_EXCEEDED,
@@ -134,14 +135,15 @@ class WebSocketGuard:
         # Without the router's routes, every handshake is decided after routing.
         self.known = None if routes is None else KnownPaths(routes)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        # Not ``async``: it hands back the awaitable it picked, so no request pays
+        # for one more coroutine (and a WebSocket holds no extra frame for its life).
         if scope["type"] != "websocket":
-            await self.app(scope, receive, send)
-            return
+            return self.app(scope, receive, send)
         connection = GuardedConnection(
             self.admission, scope, receive, send, self.governance, self.known
         )
-        await connection.serve(self.app)
+        return connection.serve(self.app)
 
 
 def guard_websockets(
@@ -171,6 +173,8 @@ class GuardedConnection:
         "_accepted",
         "_admission",
         "_counting",
+        "_deadline",
+        "_deadlines",
         "_governance",
         "_idle",
         "_known",
@@ -186,7 +190,6 @@ class GuardedConnection:
         "_stopped_by",
         "_strategy",
         "_task",
-        "_timer",
         "admitted",
         "ended",
         "scope",
@@ -217,21 +220,21 @@ class GuardedConnection:
         # stop() cancels this task (the endpoint's) when the connection must end.
         self._task: asyncio.Task[object] | None = None
         self._stopped_by: Rejection | None = None
-        self._timer: asyncio.TimerHandle | None = None
+        self._deadlines: Deadlines | None = None  # this loop's, once admitted
+        self._deadline: int | None = None  # its slot there, while one is set
         self._loop = asyncio.get_running_loop()
         self._started = self._last_seen = 0.0
         self._idle = governance.idle_seconds
-        self._rate: MessageRate | None = None  # set on admission
-        # Whether a message from the client needs a look at all (idle, rate).
-        self._counting = self._idle is not None or bool(governance.message_windows)
+        self._rate: MessageRate | None = None  # set on the first message
+        self._counting = governance.watches_messages
 
     async def serve(self, app: ASGIApp) -> None:
         known = None if self._known is None else self._known.lookup(self.scope["path"])
         self._task = asyncio.current_task()
         try:
-            if known is not None:
-                # Decided before routing, with the route's requirements from last time.
-                await self._admit(known)
+            # Decided before routing, with the route's requirements from last time.
+            if known is not None and not await self._admitted(known):
+                return  # refused: told already
             try:
                 await app(self.scope, self.receive, self.send)
             except asyncio.CancelledError:
@@ -243,13 +246,14 @@ class GuardedConnection:
             if self._stopped_by is not None:
                 await self._refuse(self._stopped_by)
         except Rejected as exc:
-            if self.admitted is None and exc.rejection is not NOT_FOUND:
-                # Raised before the endpoint touched the connection: whoever is not
-                # admissible hears the pipeline's refusal, not the route's reason.
-                try:
-                    await self._admit(requirements_of(self.scope))
-                except Refused:
-                    return
+            # Raised before the endpoint touched the connection: whoever is not
+            # admissible hears the pipeline's refusal, not the route's reason.
+            if (
+                self.admitted is None
+                and exc.rejection is not NOT_FOUND
+                and not await self._admitted(requirements_of(self.scope))
+            ):
+                return
             await self._refuse(exc.rejection)
         except Refused:
             pass  # delivered already
@@ -284,15 +288,31 @@ class GuardedConnection:
         uncancel = getattr(self._task, "uncancel", None)
         return uncancel is None or uncancel() == 0
 
-    async def receive(self) -> Message:
+    # receive and send are not ``async``: once the route is checked, a message the
+    # guard need not look at goes straight between the server and the endpoint.
+
+    def receive(self) -> Awaitable[Message]:
+        if self._routed and not self._counting:
+            return self._receive()
+        return self._receive_governed()
+
+    def send(self, message: Message) -> Awaitable[None]:
+        if self._routed and message["type"] != "websocket.accept":
+            return self._send(message)
+        return self._send_checked(message)
+
+    async def _receive_governed(self) -> Message:
         if not self._routed:
             await self._check_route()
         message = await self._receive()
         if self._counting and message["type"] == "websocket.receive":
-            return await self._govern(message)
+            self._last_seen = now = self._loop.time()
+            if self._over_rate(now):
+                await self._refuse(TOO_MANY_MESSAGES)
+                raise Refused
         return message
 
-    async def send(self, message: Message) -> None:
+    async def _send_checked(self, message: Message) -> None:
         if not self._routed:
             await self._check_route()
         if message["type"] == "websocket.accept":
@@ -304,14 +324,17 @@ class GuardedConnection:
                 message = {**message, "subprotocol": BEARER_SUBPROTOCOL}
         await self._send(message)
 
-    async def _govern(self, message: Message) -> Message:
-        """Note the client's message; refuse past the rate."""
-        while True:
-            self._last_seen = now = self._loop.time()
-            if self._rate is not None and self._rate.exceeded(now):
-                await self._refuse(TOO_MANY_MESSAGES)
-                raise Refused
-            return message
+    def _over_rate(self, now: float) -> bool:
+        """Count a message against ``WS_MESSAGE_RATE_LIMIT``; True past it."""
+        rate = self._rate
+        if rate is None:
+            limits = self._governance.message_limits
+            if limits is None or self.admitted is None:
+                return False
+            # Made on the first message, its windows counted from the admission: a
+            # connection that only listens never holds one.
+            rate = self._rate = MessageRate(limits, self._started)
+        return rate.exceeded(now)
 
     async def _check_route(self) -> None:
         """The endpoint touches the connection for the first time: admit it with its
@@ -328,15 +351,20 @@ class GuardedConnection:
             await self._release()  # the routes changed since the path was learnt
         await self._admit(requirements)
 
-    async def _admit(self, requirements: Requirements) -> Admitted:
-        if self._refused:
+    async def _admit(self, requirements: Requirements) -> None:
+        if not await self._admitted(requirements):
             raise Refused
+
+    async def _admitted(self, requirements: Requirements) -> bool:
+        """Ask the pipeline; False when the client is refused (and told so)."""
+        if self._refused:
+            return False
         self._requirements = requirements
         self._strategy = requirements.strategy
         outcome = await self._admission.admit(self.scope, requirements, self._strategy)
         if isinstance(outcome, Rejection):
             await self._refuse(outcome)
-            raise Refused
+            return False
         self.admitted = outcome
         metrics.CONNECTIONS_OPEN.inc()
         self._started = self._last_seen = self._loop.time()
@@ -347,17 +375,13 @@ class GuardedConnection:
             self._governance.open(self, outcome.identity.user.identity, outcome.unleased)
             if self._stopped_by is not None:  # revoked while it was being admitted
                 await self._refuse(self._stopped_by)
-                raise Refused
-        if self._governance.message_windows:
-            self._rate = MessageRate(self._governance.message_windows)
+                return False
         self._arm()
-        return outcome
+        return True
 
     async def _release(self) -> None:
         """Give back what admission took, and stop governing the connection."""
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._disarm()
         admitted, self.admitted = self.admitted, None
         if admitted is None:
             return
@@ -379,21 +403,30 @@ class GuardedConnection:
         return limit
 
     def _arm(self) -> None:
+        """Set the deadline of the earliest limit (again)."""
+        self._disarm()
         limit = self._next_limit()
         if limit is not None and not self.ended:
-            self._timer = self._loop.call_at(limit[0], self._on_timer)
+            self._deadlines = self._governance.deadlines_on(self._loop)
+            self._deadline = self._deadlines.add(self, limit[0])
 
-    def _on_timer(self) -> None:
-        # Messages since the timer was set (idle) may have moved the limit
-        # later: then the timer is set again, once, instead of once per message.
-        self._timer = None
+    def _disarm(self) -> None:
+        if self._deadline is not None and self._deadlines is not None:
+            self._deadlines.discard(self, self._deadline)
+            self._deadline = None
+
+    def deadline_passed(self, now: float) -> None:
+        """Called by ``Deadlines``. Messages since the deadline was set may have moved
+        the idle limit later: then the deadline is set again, once, instead of once
+        per message."""
+        self._deadline = None
         limit = self._next_limit()
-        if limit is None:
+        if limit is None or self._deadlines is None:
             return
-        if limit[0] <= self._loop.time():
+        if limit[0] <= now:
             self.stop(limit[1])
         else:
-            self._timer = self._loop.call_at(limit[0], self._on_timer)
+            self._deadline = self._deadlines.add(self, limit[0])
 
     async def _refuse(self, rejection: Rejection) -> None:
         """Log and count a refusal once, then deliver it the route's way."""
