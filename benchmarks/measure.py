@@ -8,10 +8,10 @@ named by ``--config``.
 Every app runs in its own uvicorn process on 127.0.0.1 with the stack the
 generated ``python -m`` launcher uses (``--http h11 --ws wsproto``, its garbage
 collector threshold: ``serve.py``) and ``--log-level warning`` for all of them,
-so logging is in no figure. The
-generated app runs with the project's defaults (rate limit, connection cap,
-metrics, leases), except the limits are raised so they never fire for a
-benchmark client that connects from one address over and over (``GENERATED_ENV``).
+so logging is in no figure. The generated app runs with the project's defaults
+(rate limit, connection cap, metrics, leases), except the limits are raised so
+they never fire for a benchmark client that connects from one address over and
+over (``GENERATED_ENV``).
 
 Method: server CPU time per operation, read from ``/proc/<pid>/task/*/schedstat``
 (nanoseconds on the CPU, summed over the server's threads) before and after

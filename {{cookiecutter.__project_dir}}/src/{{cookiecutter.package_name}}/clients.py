@@ -46,10 +46,9 @@ def client_host(scope: Scope) -> str:
     """The client's IP address (rate-limit keys, logs), or ``unknown``: never a
     value a client could choose beyond a valid address."""
     client = scope.get("client")
-    if not client:
-        return UNKNOWN
-    host: str = client[0]
-    return host if len(host) <= LONGEST_ADDRESS and _is_address(host) else UNKNOWN
+    if client and is_ip_address(client[0]):
+        return client[0]
+    return UNKNOWN
 
 
 def client_address(scope: Scope) -> str:

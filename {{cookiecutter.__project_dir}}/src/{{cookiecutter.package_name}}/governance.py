@@ -118,8 +118,9 @@ class Deadlines:
 
     def _fire(self) -> None:
         self._handle = None
+        clock = self.loop.time()
         # The loop may run a timer a hair early: the slot it was set for has come.
-        self._fired = due = max(self._scheduled, int(self.loop.time() / RESOLUTION))
+        self._fired = due = max(self._scheduled, int(clock / RESOLUTION))
         slots, passed = self._slots, []
         while slots and slots[0] <= due:
             bucket = self._buckets.pop(heapq.heappop(slots), None)
@@ -129,7 +130,7 @@ class Deadlines:
             heapq.heappop(slots)
         if slots:
             self._schedule(slots[0])
-        now = max(self.loop.time(), due * RESOLUTION)
+        now = max(clock, due * RESOLUTION)
         for connection in passed:
             connection.deadline_passed(now)  # sets its next deadline, if any, after this slot
 
@@ -197,6 +198,7 @@ class MessageRate:
                 counts[slot], current = window, 0
             share = 1 - (elapsed - window * seconds) / seconds
             if counts[slot + 1] * share + current >= amount:
+                # Refused: the guard closes the connection, so no count is needed again.
                 self._free = 0
                 return True
             counts[slot + 2] = current + 1
@@ -240,16 +242,16 @@ class Governance:
         self._converging: asyncio.Task[None] | None = None
         # One Deadlines per event loop (tests run an app on several loops in turn).
         self._deadlines: Deadlines | None = None
-        self.loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Deadlines] = (
+        self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Deadlines] = (
             weakref.WeakKeyDictionary()
         )
 
     def deadlines_on(self, loop: asyncio.AbstractEventLoop) -> Deadlines:
         deadlines = self._deadlines
         if deadlines is None or deadlines.loop is not loop:
-            deadlines = self.loops.get(loop)
+            deadlines = self._loops.get(loop)
             if deadlines is None:
-                deadlines = self.loops[loop] = Deadlines(loop)
+                deadlines = self._loops[loop] = Deadlines(loop)
             self._deadlines = deadlines
         return deadlines
 

@@ -360,15 +360,18 @@ class GuardedConnection:
         if not self._routed:
             await self._check_route()
         message = await self._receive()
+{%- if cookiecutter.authentication == "jwt" %}
         if self._counting and message["type"] == "websocket.receive":
-            self._last_seen = now = self._loop.time()
-            if self._over_rate(now):
+            if self._count_message():
                 await self._refuse(TOO_MANY_MESSAGES)
                 raise Refused
-{%- if cookiecutter.authentication == "jwt" %}
             text = message.get("text")
             if self._refresh and text and text.startswith(CONTROL_PREFIXES):
                 return await self._answer_controls(message)
+{%- else %}
+        if self._counting and message["type"] == "websocket.receive" and self._count_message():
+            await self._refuse(TOO_MANY_MESSAGES)
+            raise Refused
 {%- endif %}
         return message
 
@@ -395,14 +398,16 @@ class GuardedConnection:
             message = await self._receive()  # answered: the endpoint waits for the next one
             if message["type"] != "websocket.receive":
                 return message
-            self._last_seen = now = self._loop.time()
-            if self._over_rate(now):
+            if self._count_message():
                 await self._refuse(TOO_MANY_MESSAGES)
                 raise Refused
 {%- endif %}
 
-    def _over_rate(self, now: float) -> bool:
-        """Count a message against ``WS_MESSAGE_RATE_LIMIT``; True past it."""
+    def _count_message(self) -> bool:
+        """Note a message from the client (idle) and count it against
+        ``WS_MESSAGE_RATE_LIMIT``; True past the rate. Not ``async``: it runs for
+        every message."""
+        self._last_seen = now = self._loop.time()
         rate = self._rate
         if rate is None:
             limits = self._governance.message_limits

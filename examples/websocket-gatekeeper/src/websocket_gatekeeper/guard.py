@@ -305,11 +305,9 @@ class GuardedConnection:
         if not self._routed:
             await self._check_route()
         message = await self._receive()
-        if self._counting and message["type"] == "websocket.receive":
-            self._last_seen = now = self._loop.time()
-            if self._over_rate(now):
-                await self._refuse(TOO_MANY_MESSAGES)
-                raise Refused
+        if self._counting and message["type"] == "websocket.receive" and self._count_message():
+            await self._refuse(TOO_MANY_MESSAGES)
+            raise Refused
         return message
 
     async def _send_checked(self, message: Message) -> None:
@@ -324,8 +322,11 @@ class GuardedConnection:
                 message = {**message, "subprotocol": BEARER_SUBPROTOCOL}
         await self._send(message)
 
-    def _over_rate(self, now: float) -> bool:
-        """Count a message against ``WS_MESSAGE_RATE_LIMIT``; True past it."""
+    def _count_message(self) -> bool:
+        """Note a message from the client (idle) and count it against
+        ``WS_MESSAGE_RATE_LIMIT``; True past the rate. Not ``async``: it runs for
+        every message."""
+        self._last_seen = now = self._loop.time()
         rate = self._rate
         if rate is None:
             limits = self._governance.message_limits
