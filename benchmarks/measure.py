@@ -174,6 +174,7 @@ class Run:
     rejection_strategy: str
     authentication: str
     settings: Settings
+    new_env: dict[str, str]  # settings for the new project's servers only (run.py --env)
 
 
 # -- credentials, from the project's own `token` command -------------------------------
@@ -679,7 +680,8 @@ def server_specs(
     new = run_.new
 
     def generated(project: Project, env: dict[str, str], http: str = "h11") -> ServerSpec:
-        full = {**GENERATED_ENV, **creds.env, **env}
+        own = run_.new_env if project is new else {}
+        full = {**GENERATED_ENV, **creds.env, **own, **env}
         return ServerSpec(project.python, project.app, tuple(full.items()), http)
 
     reference_env = (("BENCHMARK_PACKAGE", new.package),)
@@ -899,6 +901,9 @@ def print_report(report: dict[str, Any], run_: Run) -> None:
     print(f"Generated app settings: {GENERATED_ENV}; credential: Authorization: Bearer")
     print(f"Template: {NEW} = {run_.new.revision}", end="")
     print(f", {OLD} = {run_.old.revision}" if run_.old else "")
+    if run_.new_env:
+        own = " ".join(f"{name}={value}" for name, value in run_.new_env.items())
+        print(f"Settings of {NEW} only: {own}")
     print()
     print("Server CPU per operation (µs, median over rounds); ratio to the first app of its")
     print("operation: median of the per-round ratios (interquartile range).")
@@ -988,6 +993,7 @@ def load_run(path: str, args: argparse.Namespace) -> Run:
         rejection_strategy=config["rejection_strategy"],
         authentication=config["authentication"],
         settings=settings,
+        new_env=config.get("new_env", {}),
     )
 
 
@@ -1001,7 +1007,12 @@ def main() -> int:
     run_ = load_run(args.config, args)
     report = measure(run_)
     if args.json:
-        output = {**report, "environment": environment(run_), "settings": vars(run_.settings)}
+        output = {
+            **report,
+            "environment": environment(run_),
+            "settings": vars(run_.settings),
+            "new_env": run_.new_env,
+        }
         print(json.dumps(output))
     else:
         print_report(report, run_)

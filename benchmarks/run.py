@@ -111,6 +111,10 @@ def main() -> int:
         "-o", "--option", action="append", default=[], metavar="KEY=VALUE",
         help="a cookiecutter answer for both bakes (repeat)",
     )  # fmt: skip
+    parser.add_argument(
+        "-e", "--env", action="append", default=[], metavar="KEY=VALUE",
+        help="a setting for the new project's servers only (repeat): a change measured alone",
+    )  # fmt: skip
     parser.add_argument("--python", default=sys.executable, help="the projects' interpreter")
     parser.add_argument("--workdir", type=Path, help="bake here and keep it (default: a temp dir)")
     parser.add_argument("--flood", action="store_true", help="run flood.py instead")
@@ -123,6 +127,7 @@ def main() -> int:
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="template-benchmark-"))
     try:
         config: dict[str, object] = {**choices(options)}
+        config["new_env"] = dict(setting.split("=", 1) for setting in args.env)
         if args.revision:
             template, revision = export(args.revision, workdir / "revision"), args.revision
         else:

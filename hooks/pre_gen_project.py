@@ -6,14 +6,17 @@ never be closed early) and parsed as data: a quote, backslash or newline in an
 answer cannot change what this script does.
 
 A bad answer prints one line, ``ERROR: <field>: <rule>``, and exits 1;
-cookiecutter then removes the (still empty) project directory.
+cookiecutter then removes the (still empty) project directory, and the folders a
+slug such as ``a/b`` made above it go right after (``REMOVE_EMPTY_PARENTS``).
 """
 
 import builtins
 import json
 import keyword
 import re
+import subprocess
 import sys
+from pathlib import Path, PurePath
 
 # Single quotes on purpose (tojson escapes ' but not "): keep the formatter off them.
 ANSWERS = json.loads(r'{{ cookiecutter | tojson }}')  # fmt: skip
@@ -117,11 +120,65 @@ def problems(answers: dict[str, str]) -> list[tuple[str, str]]:
     return [(field, rule) for field, rule in checks if rule is not None]
 
 
+# cookiecutter makes the project folder before this hook runs, with every folder
+# above it that a slug such as "a/b" names, and when the hook fails it removes the
+# project folder only, after this script has exited. The folders above it are left
+# to this small process: it waits for that removal, then removes them, deepest
+# first, as long as they are empty (os.rmdir never removes anything inside).
+REMOVE_EMPTY_PARENTS = """
+import os, sys, time
+project, parents = sys.argv[1], sys.argv[2:]
+deadline = time.monotonic() + 60
+while os.path.lexists(project) and time.monotonic() < deadline:
+    time.sleep(0.005)
+for parent in parents:
+    try:
+        os.rmdir(parent)
+    except OSError:
+        break
+"""
+
+
+def parents_made_for(slug: str, project: Path, output: str | None) -> list[Path]:
+    """The folders between the output folder and the project folder that the slug
+    named, deepest first; none outside the output folder."""
+    parts = PurePath(slug).parts
+    if len(parts) < 2 or PurePath(slug).is_absolute():
+        return []
+    if output is None:  # cruft does not say: the project folder is output/<slug>
+        if any(part in (".", "..") for part in parts):
+            return []
+        output = str(project.parents[len(parts) - 1])
+    root = Path(output).resolve()
+    made = []
+    for end in range(1, len(parts)):
+        if parts[end - 1] in (".", ".."):
+            continue
+        folder = Path(output, *parts[:end])
+        if folder.resolve().is_relative_to(root) and folder.resolve() != root:
+            made.append(folder)
+    return made[::-1]
+
+
+def remove_empty_parents_later(slug: str, output: str | None) -> None:
+    project = Path.cwd()  # cookiecutter runs this hook in the project folder
+    parents = parents_made_for(slug, project, output)
+    if parents:
+        subprocess.Popen(
+            [sys.executable, "-c", REMOVE_EMPTY_PARENTS, str(project), *map(str, parents)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,  # outlives this hook; holds none of its pipes
+        )
+
+
 def main() -> int:
     found = problems(ANSWERS)
     if found:
         field, rule = found[0]  # one line: the first problem is the one to fix first
         print(f"ERROR: {field}: {rule}", file=sys.stderr)
+        remove_empty_parents_later(ANSWERS["project_slug"], ANSWERS.get("_output_dir"))
         return 1
     return 0
 

@@ -15,7 +15,7 @@ from ruff.__main__ import find_ruff_bin
 from uv import find_uv_bin
 
 TEMPLATE = Path(__file__).resolve().parents[1]
-SKELETON = TEMPLATE / "{{cookiecutter.__project_dir}}"
+SKELETON = TEMPLATE / "{{cookiecutter.project_slug}}"
 CHOICES = json.loads((TEMPLATE / "cookiecutter.json").read_text(encoding="utf-8"))
 STRATEGIES: list[str] = CHOICES["rejection_strategy"]
 AUTHENTICATIONS: list[str] = CHOICES["authentication"]

@@ -8,6 +8,7 @@ in the output directory.
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -36,10 +37,16 @@ BAD_ANSWERS = [
     ("project_name=Two\nLines", "project_name", "single line"),
     ("project_name=" + "x" * 101, "project_name", "at most 100 characters"),
     ("project_slug=My Project", "project_slug", "letters, digits and single hyphens"),
+    # Nothing to make a slug from: the default slug is "_", a safe folder name the hook refuses.
+    ("project_name=!!!", "project_slug", "starting with a letter"),
+    # cookiecutter makes the folders of a slug with a path in it before the hook runs:
+    # all of them must be gone afterwards, inside the output folder and outside it.
     ("project_slug=a/b", "project_slug", "lowercase ASCII letters"),
+    ("project_slug=a/b/c", "project_slug", "lowercase ASCII letters"),
+    ("project_slug=x/../y", "project_slug", "lowercase ASCII letters"),
     ("project_slug=../escape", "project_slug", "lowercase ASCII letters"),
-    ("project_slug=..", "project_slug", "lowercase ASCII letters"),
-    ("project_slug=/tmp/absolute", "project_slug", "lowercase ASCII letters"),
+    # An absolute path (in the test's folder) is long: the length rule may come first.
+    ("project_slug={tmp}/escape", "project_slug", "must be"),
     ("project_slug=a\\b", "project_slug", "lowercase ASCII letters"),
     ("project_slug=2fa-gate", "project_slug", "starting with a letter"),
     ("project_slug=double--hyphen", "project_slug", "single hyphens"),
@@ -68,13 +75,33 @@ def test_bad_answer_stops_with_one_clear_line(
     tmp_path: Path, answer: str, field: str, rule: str
 ) -> None:
     output = tmp_path / "out"
-    result = cookiecutter(output, answer)
+    result = cookiecutter(output, answer.replace("{tmp}", str(tmp_path)))
     assert result.returncode != 0
     ours = [line for line in result.stderr.splitlines() if line.startswith(f"ERROR: {field}: ")]
     assert len(ours) == 1, result.stderr
     assert rule in ours[0]
+    # The folders above the project folder go just after cookiecutter has exited.
+    deadline = time.monotonic() + 10
+    while list(output.iterdir()) and time.monotonic() < deadline:
+        time.sleep(0.01)
     assert list(output.iterdir()) == []
-    assert not (tmp_path / "escape").exists()
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["out"]
+
+
+def test_a_slug_naming_a_folder_that_exists_stops_before_anything_is_written(
+    tmp_path: Path,
+) -> None:
+    # cookiecutter refuses it itself, before the hook: its own one line (an empty
+    # slug names the output folder itself).
+    output = tmp_path / "out"
+    (output / "taken").mkdir(parents=True)
+    for slug in ("..", ".", "", "taken"):
+        result = cookiecutter(output, f"project_slug={slug}")
+        assert result.returncode != 0
+        lines = (result.stdout + result.stderr).strip().splitlines()
+        assert lines == [f'Error: "{Path(output, slug)}" directory already exists']
+        assert sorted(path.name for path in output.iterdir()) == ["taken"]
+        assert list((output / "taken").iterdir()) == []
 
 
 @pytest.mark.parametrize(
@@ -113,7 +140,6 @@ REPLAYED = {
     "github_ci": True,
     "docker": True,
     "pre_commit": True,
-    "__project_dir": "replayed",
     "_copy_without_render": ["*.png"],
 }
 

@@ -30,9 +30,12 @@ def run_json(tmp_path: Path, *args: str) -> dict:
 
 def test_benchmark_reports_every_ratio_against_a_baseline(tmp_path: Path) -> None:
     # The full run takes minutes: python benchmarks/run.py --baseline <revision>
-    report = run_json(tmp_path, "--quick", "--baseline", "HEAD")
+    # -e: a setting of the new project's servers only (here one every server accepts).
+    setting = ("-e", "WS_MAX_CONNECTION_SECONDS=off")
+    report = run_json(tmp_path, "--quick", "--baseline", "HEAD", *setting)
     assert report["returncode"] == 0, report
     assert report["errors"] == {}
+    assert report["new_env"] == {"WS_MAX_CONNECTION_SECONDS": "off"}
     comparisons = ["noise floor", "allowed session", "FastAPI endpoint styles", "echo message"]
     comparisons += ["GET /health", *(f"{route} refusal" for route in ROUTES)]
     for name in comparisons:
@@ -75,7 +78,7 @@ def test_flood_of_refusals_leaks_nothing(tmp_path: Path) -> None:
 
 
 def test_every_benchmarked_server_collects_garbage_as_the_launcher_does() -> None:
-    launcher = next((TEMPLATE / "{{cookiecutter.__project_dir}}" / "src").glob("*/__main__.py"))
+    launcher = next((TEMPLATE / "{{cookiecutter.project_slug}}" / "src").glob("*/__main__.py"))
     sys.path.insert(0, str(TEMPLATE / "benchmarks"))
     try:
         import serve  # benchmarks/ is not a package

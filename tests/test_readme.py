@@ -20,7 +20,7 @@ def test_ci_runs_the_readme_test_command_verbatim() -> None:
 
 
 def test_generated_readme_and_next_steps_share_the_commands() -> None:
-    readme = (TEMPLATE / "{{cookiecutter.__project_dir}}" / "README.md").read_text(encoding="utf-8")
+    readme = (TEMPLATE / "{{cookiecutter.project_slug}}" / "README.md").read_text(encoding="utf-8")
     hook = (TEMPLATE / "hooks" / "post_gen_project.py").read_text(encoding="utf-8")
     setup = (
         "python3 -m venv .venv && .venv/bin/python -m pip install -q -U pip"

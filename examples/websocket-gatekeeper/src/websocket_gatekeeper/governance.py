@@ -167,14 +167,16 @@ class MessageRate:
 
     __slots__ = ("_counts", "_free", "_limits", "_pending", "_start", "_until")
 
-    def __init__(self, limits: MessageLimits, now: float) -> None:
+    def __init__(self, limits: MessageLimits, start: float, counted: int = 0) -> None:
+        """Windows counted from ``start``; ``counted`` messages were admitted since,
+        all before its first window ended and fewer than ``limits.fewest``."""
         self._limits = limits.windows
-        self._start = now
+        self._start = start
         # Per limit: window number, previous window's count, this window's count.
         self._counts: list[float] = [0, 0, 0] * len(limits.windows)
-        self._until = now + limits.shortest  # when the first of the windows ends
-        self._free = limits.fewest  # messages certainly admitted until then
-        self._pending = 0  # messages admitted the short way, not yet in the counts
+        self._until = start + limits.shortest  # when the first of the windows ends
+        self._free = limits.fewest - counted  # messages certainly admitted until then
+        self._pending = counted  # messages admitted the short way, not yet in the counts
 
     def exceeded(self, now: float) -> bool:
         """Count one message; True when a limit refuses it."""

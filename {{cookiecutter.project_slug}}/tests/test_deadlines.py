@@ -144,3 +144,29 @@ def test_message_rate_decides_as_the_sliding_window(
         if refused:  # the guard closes the connection: start over, as a new one would
             rate, reference = MessageRate(read, now), Reference(limits, now)
     assert decided == 3000
+
+
+@pytest.mark.parametrize(
+    "limits", [((5, 1.0),), ((3, 0.5), (10, 5.0)), ((1, 2.0), (2, 3.0))], ids=str
+)
+def test_message_rate_takes_over_the_messages_the_guard_counted(
+    limits: tuple[tuple[int, float], ...],
+) -> None:
+    # The guard counts a connection's first messages itself (fewer than the smallest
+    # limit, before the shortest window ends) and hands the count to MessageRate.
+    read = MessageLimits.of(limits)
+    assert read is not None
+    start = 1000.0
+    for counted in range(read.fewest):
+        reference = Reference(limits, start)
+        for index in range(counted):
+            assert not reference.exceeded(start + index * read.shortest / (2 * read.fewest))
+        rate = MessageRate(read, start, counted)
+        now = start + read.shortest / 2
+        rng = random.Random(counted)  # noqa: S311 - a repeatable sequence, not a secret
+        for _ in range(500):
+            now += rng.choice((0.0, 0.001, 0.05, 0.3)) * rng.random()
+            refused = reference.exceeded(now)
+            assert rate.exceeded(now) is refused, f"after {counted} counted, at {now}"
+            if refused:
+                break

@@ -280,7 +280,8 @@ class GuardedConnection:
         self._expires: float | None = None  # the credential's expiry, on the loop's clock
         self._refresh = governance.inband_refresh
 {%- endif %}
-        self._rate: MessageRate | None = None  # set on the first message
+        # Messages counted so far, until a MessageRate is needed (few connections need one).
+        self._rate: MessageRate | int = 0
         self._counting = governance.watches_messages
 
     async def serve(self, app: ASGIApp) -> None:
@@ -347,18 +348,28 @@ class GuardedConnection:
     # guard need not look at goes straight between the server and the endpoint.
 
     def receive(self) -> Awaitable[Message]:
-        if self._routed and not self._counting:
-            return self._receive()
-        return self._receive_governed()
+        if not self._routed and not self._admitted_for_route():
+            return self._receive_after_admission()
+        if self._counting:
+            return self._receive_governed()
+        return self._receive()
 
     def send(self, message: Message) -> Awaitable[None]:
-        if self._routed and message["type"] != "websocket.accept":
-            return self._send(message)
-        return self._send_checked(message)
+        if not self._routed and not self._admitted_for_route():
+            return self._send_after_admission(message)
+        if message["type"] == "websocket.accept":
+            return self._send(self._accepting(message))
+        return self._send(message)
+
+    async def _receive_after_admission(self) -> Message:
+        await self._check_route()
+        return await self.receive()
+
+    async def _send_after_admission(self, message: Message) -> None:
+        await self._check_route()
+        await self.send(message)
 
     async def _receive_governed(self) -> Message:
-        if not self._routed:
-            await self._check_route()
         message = await self._receive()
 {%- if cookiecutter.authentication == "jwt" %}
         if self._counting and message["type"] == "websocket.receive":
@@ -375,17 +386,14 @@ class GuardedConnection:
 {%- endif %}
         return message
 
-    async def _send_checked(self, message: Message) -> None:
-        if not self._routed:
-            await self._check_route()
-        if message["type"] == "websocket.accept":
-            self._accepted = True
-            admitted = self.admitted
-            if admitted is not None and admitted.select_bearer and not message.get("subprotocol"):
-                # The client sent its credential as "bearer.<base64url>" and also offered
-                # "bearer": browsers fail a handshake whose offered protocols get no answer.
-                message = {**message, "subprotocol": BEARER_SUBPROTOCOL}
-        await self._send(message)
+    def _accepting(self, message: Message) -> Message:
+        self._accepted = True
+        admitted = self.admitted
+        if admitted is not None and admitted.select_bearer and not message.get("subprotocol"):
+            # The client sent its credential as "bearer.<base64url>" and also offered
+            # "bearer": browsers fail a handshake whose offered protocols get no answer.
+            return {**message, "subprotocol": BEARER_SUBPROTOCOL}
+        return message
 
 {%- if cookiecutter.authentication == "jwt" %}
 
@@ -407,16 +415,32 @@ class GuardedConnection:
         """Note a message from the client (idle) and count it against
         ``WS_MESSAGE_RATE_LIMIT``; True past the rate. Not ``async``: it runs for
         every message."""
-        self._last_seen = now = self._loop.time()
+        now = self._loop.time()
+        if self._idle is not None:
+            self._last_seen = now
         rate = self._rate
-        if rate is None:
-            limits = self._governance.message_limits
-            if limits is None or self.admitted is None:
-                return False
-            # Made on the first message, its windows counted from the admission: a
-            # connection that only listens never holds one.
-            rate = self._rate = MessageRate(limits, self._started)
-        return rate.exceeded(now)
+        if isinstance(rate, MessageRate):
+            return rate.exceeded(now)
+        limits = self._governance.message_limits
+        if limits is None or self.admitted is None:
+            return False
+        # Fewer messages than the smallest limit before its shortest window ends are
+        # certainly admitted: counted here. Past that, the windows are counted from
+        # the admission, so a connection that only listens or says little holds none.
+        if rate + 1 < limits.fewest and now < self._started + limits.shortest:
+            self._rate = rate + 1
+            return False
+        self._rate = MessageRate(limits, self._started, rate)
+        return self._rate.exceeded(now)
+
+    def _admitted_for_route(self) -> bool:
+        """The endpoint touches the connection for the first time: True when it was
+        admitted before routing with exactly its route's requirements (the common
+        case, decided without a coroutine)."""
+        if self._refused or requirements_of(self.scope) is not self._requirements:
+            return False
+        self._routed = True
+        return True
 
     async def _check_route(self) -> None:
         """The endpoint touches the connection for the first time: admit it with its
@@ -468,7 +492,8 @@ class GuardedConnection:
 
     async def _release(self) -> None:
         """Give back what admission took, and stop governing the connection."""
-        self._disarm()
+        if self._deadline is not None:
+            self._disarm()
         admitted, self.admitted = self.admitted, None
         if admitted is None:
             return
@@ -502,7 +527,8 @@ class GuardedConnection:
 
     def _arm(self) -> None:
         """Set the deadline of the earliest limit (again)."""
-        self._disarm()
+        if self._deadline is not None:
+            self._disarm()
         limit = self._next_limit()
         if limit is not None and not self.ended:
             self._deadlines = self._governance.deadlines_on(self._loop)
