@@ -11,6 +11,9 @@ when it is up.
 - ``fastapi_depends_echo`` / ``fastapi_route_echo``: the same endpoint reading
   its settings through ``Depends(...)``, or as a Starlette-style
   ``websocket_route`` reading ``websocket.app.state``.
+- ``raw_echo_redis``: ``raw_echo`` after one Redis round trip per connection
+  through redis-py (a one-line script by EVALSHA, as the generated store admits):
+  the floor of any app that asks Redis once per session.
 - ``raw_denial`` / ``raw_accept_close``: the floors of a refusal of a client
   without a credential, per strategy: the generated app's ``MISSING_TOKEN``
   rejection (from the package ``BENCHMARK_PACKAGE`` names), sent by a bare ASGI
@@ -18,6 +21,7 @@ when it is up.
   ``{"error", "detail"}`` + close ``4000 + status`` with the code as reason.
 """
 
+import functools
 import json
 import os
 from dataclasses import dataclass
@@ -65,6 +69,22 @@ async def raw_echo(scope: Scope, receive: Receive, send: Send) -> None:
             await send({"type": "websocket.send", "text": text})
         else:
             await send({"type": "websocket.send", "bytes": message.get("bytes") or b""})
+
+
+@functools.cache
+def _round_trip() -> Any:
+    """A redis-py script on ``BENCHMARK_REDIS_URL``, made on first use (on the server's loop)."""
+    from redis.asyncio import Redis
+
+    client = Redis.from_url(os.environ["BENCHMARK_REDIS_URL"])
+    return client.register_script("return redis.call('INCR', KEYS[1])")
+
+
+async def raw_echo_redis(scope: Scope, receive: Receive, send: Send) -> None:
+    """``raw_echo`` that first asks Redis once: one round trip per connection."""
+    if scope["type"] == "websocket":
+        await _round_trip()(keys=["benchmark:round-trips"])
+    await raw_echo(scope, receive, send)
 
 
 @dataclass

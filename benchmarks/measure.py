@@ -96,6 +96,7 @@ NO_MESSAGE_RATE = "message rate off"
 NO_INBAND_REFRESH_ENV = {**GENERATED_ENV, "WS_INBAND_REFRESH": "false"}
 NO_INBAND_REFRESH = "in-band refresh off"
 IN_REDIS = "limits in Redis on 127.0.0.1"
+ROUND_TRIP = "raw echo + Redis"  # the floor of one Redis round trip per session
 EVERY_HANDSHAKE = {"WS_JWT_CACHE_SIZE": "0"}  # jwt: verify every token, remember nothing
 NEW, OLD = "generated", "baseline"  # the project under test, the one it is compared with
 
@@ -716,6 +717,8 @@ def server_specs(
     if redis_server := shutil.which("redis-server"):
         redis = stack.enter_context(Redis(redis_server))
         specs[IN_REDIS] = generated(new, {"WS_LIMITS_STORAGE_URL": redis.url})
+        redis_env = (*reference_env, ("BENCHMARK_REDIS_URL", redis.url))
+        specs[ROUND_TRIP] = ServerSpec(new.python, "apps:raw_echo_redis", redis_env)
     return specs, rs256
 
 
@@ -770,12 +773,16 @@ def cpu_comparisons(context: Context, servers: Servers) -> dict[str, Any]:
     report["allowed session"] = compare(group, running, settings.count, settings)
     report["credential variants"] = [label for label, _, _ in variants]
 
-    # The same with the limits in a local Redis (one round trip each for the rate
-    # and the lease, one for the release), when redis-server is installed. A group
-    # of its own: its longer batches would stretch the rounds above.
+    # The same with the limits in a local Redis (one round trip for the rate and
+    # the lease; releases batched), next to the raw echo asking Redis once per
+    # session through redis-py: the floor of one round trip. When redis-server is
+    # installed; a group of its own: its longer batches would stretch the rounds above.
     if IN_REDIS in running:
         group = [
             Subject("raw ASGI echo", "raw echo", "session", message=MESSAGE),
+            Subject(
+                "raw ASGI echo, one redis-py round trip", ROUND_TRIP, "session", message=MESSAGE
+            ),
             Subject(first_route, NEW, "session", first.route, auth, MESSAGE),
             Subject(f"{first_route}, {IN_REDIS}", IN_REDIS, "session", first.route, auth, MESSAGE),
         ]
