@@ -155,7 +155,8 @@ def parents_made_for(slug: str, project: Path, output: str | None) -> list[Path]
         if parts[end - 1] in (".", ".."):
             continue
         folder = Path(output, *parts[:end])
-        if folder.resolve().is_relative_to(root) and folder.resolve() != root:
+        resolved = folder.resolve()
+        if resolved != root and resolved.is_relative_to(root):
             made.append(folder)
     return made[::-1]
 

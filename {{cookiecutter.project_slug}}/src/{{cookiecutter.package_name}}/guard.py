@@ -61,7 +61,7 @@ from .auth import AUTH_UNAVAILABLE, TOKEN_EXPIRED
 {%- endif %}
 from .clients import client_address
 from .credentials import BEARER_SUBPROTOCOL
-from .governance import Deadlines, Governance, MessageRate
+from .governance import Deadlines, Governance, MessageRate, count_message
 {%- if cookiecutter.rejection_strategy == "pre_accept" %}
 from .pre_accept import deliver_refusal
 {%- endif %}
@@ -280,9 +280,8 @@ class GuardedConnection:
         self._expires: float | None = None  # the credential's expiry, on the loop's clock
         self._refresh = governance.inband_refresh
 {%- endif %}
-        # Messages counted so far, until a MessageRate is needed (few connections need one).
-        self._rate: MessageRate | int = 0
-        self._counting = governance.watches_messages
+        self._rate: MessageRate | int = 0  # messages counted so far (count_message)
+        self._counting = False  # whether receive must look at messages: from accept on
 
     async def serve(self, app: ASGIApp) -> None:
         known = None if self._known is None else self._known.lookup(self.scope["path"])
@@ -372,7 +371,7 @@ class GuardedConnection:
     async def _receive_governed(self) -> Message:
         message = await self._receive()
 {%- if cookiecutter.authentication == "jwt" %}
-        if self._counting and message["type"] == "websocket.receive":
+        if message["type"] == "websocket.receive":
             if self._count_message():
                 await self._refuse(TOO_MANY_MESSAGES)
                 raise Refused
@@ -380,7 +379,7 @@ class GuardedConnection:
             if self._refresh and text and text.startswith(CONTROL_PREFIXES):
                 return await self._answer_controls(message)
 {%- else %}
-        if self._counting and message["type"] == "websocket.receive" and self._count_message():
+        if message["type"] == "websocket.receive" and self._count_message():
             await self._refuse(TOO_MANY_MESSAGES)
             raise Refused
 {%- endif %}
@@ -388,6 +387,7 @@ class GuardedConnection:
 
     def _accepting(self, message: Message) -> Message:
         self._accepted = True
+        self._counting = self._governance.watches_messages
         admitted = self.admitted
         if admitted is not None and admitted.select_bearer and not message.get("subprotocol"):
             # The client sent its credential as "bearer.<base64url>" and also offered
@@ -418,20 +418,14 @@ class GuardedConnection:
         now = self._loop.time()
         if self._idle is not None:
             self._last_seen = now
-        rate = self._rate
-        if isinstance(rate, MessageRate):
-            return rate.exceeded(now)
         limits = self._governance.message_limits
         if limits is None or self.admitted is None:
             return False
-        # Fewer messages than the smallest limit before its shortest window ends are
-        # certainly admitted: counted here. Past that, the windows are counted from
-        # the admission, so a connection that only listens or says little holds none.
-        if rate + 1 < limits.fewest and now < self._started + limits.shortest:
-            self._rate = rate + 1
-            return False
-        self._rate = MessageRate(limits, self._started, rate)
-        return self._rate.exceeded(now)
+        count = count_message(self._rate, limits, self._started, now)
+        if count is None:
+            return True
+        self._rate = count
+        return False
 
     def _admitted_for_route(self) -> bool:
         """The endpoint touches the connection for the first time: True when it was
@@ -492,8 +486,7 @@ class GuardedConnection:
 
     async def _release(self) -> None:
         """Give back what admission took, and stop governing the connection."""
-        if self._deadline is not None:
-            self._disarm()
+        self._disarm()
         admitted, self.admitted = self.admitted, None
         if admitted is None:
             return
@@ -527,8 +520,7 @@ class GuardedConnection:
 
     def _arm(self) -> None:
         """Set the deadline of the earliest limit (again)."""
-        if self._deadline is not None:
-            self._disarm()
+        self._disarm()
         limit = self._next_limit()
         if limit is not None and not self.ended:
             self._deadlines = self._governance.deadlines_on(self._loop)

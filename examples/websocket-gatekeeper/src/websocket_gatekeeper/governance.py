@@ -153,29 +153,46 @@ def message_limits_of(limits: Iterable[RateLimitItem]) -> MessageLimits | None:
     return MessageLimits.of(tuple((item.amount, float(item.get_expiry())) for item in limits))
 
 
+def count_message(
+    count: "MessageRate | int", limits: MessageLimits, start: float, now: float
+) -> "MessageRate | int | None":
+    """Count one message of a connection admitted at ``start`` that has counted
+    ``count`` so far: returns the new count, or None when a limit refuses it.
+
+    Fewer messages than the smallest limit before its shortest window ends are
+    certainly admitted, so they are counted in an int: a connection that only
+    listens or says little never needs a ``MessageRate``.
+    """
+    if isinstance(count, int):
+        if count < limits.fewest and now < start + limits.shortest:
+            return count + 1
+        count = MessageRate(limits, start, count)
+    return None if count.exceeded(now) else count
+
+
 class MessageRate:
     """``limits``' sliding-window counter for one connection, its windows counted
     from the connection's start: a limit of N per window admits a message while
     (the previous window's count x the share of it still inside the sliding
     window) + this window's count < N.
 
-    Most messages take the short way: until the first of the windows ends, a
-    message is certainly admitted while the counts so far leave room for it under
-    every limit (the previous window's share is at most all of it); those are
-    counted in one number and added to every window when the long way next runs.
+    Each time the windows are counted, it works out how many more messages are
+    certainly admitted before the first of them ends (the previous window's share
+    is at most all of it); those take the short way, counted in one number that is
+    added to every window when the long way next runs.
     """
 
     __slots__ = ("_counts", "_free", "_limits", "_pending", "_start", "_until")
 
     def __init__(self, limits: MessageLimits, start: float, counted: int = 0) -> None:
         """Windows counted from ``start``; ``counted`` messages were admitted since,
-        all before its first window ended and fewer than ``limits.fewest``."""
+        all in its first window (``count_message``)."""
         self._limits = limits.windows
         self._start = start
         # Per limit: window number, previous window's count, this window's count.
         self._counts: list[float] = [0, 0, 0] * len(limits.windows)
-        self._until = start + limits.shortest  # when the first of the windows ends
-        self._free = limits.fewest - counted  # messages certainly admitted until then
+        self._until = start  # when the short way ends: the first message counts the windows
+        self._free = 0  # messages certainly admitted until then
         self._pending = counted  # messages admitted the short way, not yet in the counts
 
     def exceeded(self, now: float) -> bool:
