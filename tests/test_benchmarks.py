@@ -4,6 +4,7 @@ Only the shape of the reports is checked, never a timing: figures from a shared
 test machine mean nothing (benchmarks/README.md says how they are measured).
 """
 
+import asyncio
 import json
 import math
 import shutil
@@ -87,3 +88,33 @@ def test_every_benchmarked_server_collects_garbage_as_the_launcher_does() -> Non
     finally:
         sys.path.remove(str(TEMPLATE / "benchmarks"))
     assert f"GC_THRESHOLD = {serve.GC_THRESHOLD:_}\n" in launcher.read_text()
+
+
+def test_the_wire_client_answers_a_server_ping_and_reads_on() -> None:
+    # uvicorn pings every connection every 20 s: a long run's held connections
+    # must answer (else they are dropped) and must not count the ping as an echo.
+    sys.path.insert(0, str(TEMPLATE / "benchmarks"))
+    try:
+        import wire_client  # benchmarks/ is not a package
+    finally:
+        sys.path.remove(str(TEMPLATE / "benchmarks"))
+
+    class Writer:
+        def __init__(self) -> None:
+            self.sent: list[bytes] = []
+
+        def write(self, data: bytes) -> None:
+            self.sent.append(data)
+
+    async def read() -> tuple[tuple[int, bytes], list[bytes]]:
+        reader, writer = asyncio.StreamReader(), Writer()
+        # Server frames are not masked: FIN + opcode, then the length.
+        reader.feed_data(b"\x89\x04beat" + b"\x8a\x00" + b"\x81\x04ping")
+        return await wire_client.read_message(reader, writer), writer.sent  # type: ignore[arg-type]
+
+    message, sent = asyncio.run(read())
+    assert message == (0x1, b"ping")
+    assert len(sent) == 1
+    assert sent[0][0] == 0x8A  # a pong, masked as a client's frame
+    mask, payload = sent[0][2:6], sent[0][6:]
+    assert bytes(b ^ mask[i % 4] for i, b in enumerate(payload)) == b"beat"
