@@ -17,7 +17,8 @@ Method: server CPU time per operation, read from ``/proc/<pid>/task/*/schedstat`
 (nanoseconds on the CPU, summed over the server's threads) before and after
 each batch. The apps of a comparison run their batches in turn, in alternating
 order (A, B, then B, A, ...); each round gives a ratio, and the report shows the
-median of the per-round ratios and their interquartile range. A raw-socket
+median of the per-round ratios and their interquartile range; a target new/old
+is judged by the median's confidence interval (``ratios.py``). A raw-socket
 client (``wire_client.py``) keeps the client's own cost low. A baseline project
 (``run.py --baseline REV``) runs as one more subject in the same rounds, and
 every ratio new/old is reported.
@@ -51,6 +52,7 @@ from typing import Any, NamedTuple
 
 import psutil
 
+from ratios import decided, interval, paired
 from wire_client import (
     MESSAGE,
     Held,
@@ -519,20 +521,6 @@ def summary(samples: dict[str, list[float]]) -> dict[str, Any]:
     }
 
 
-def paired(values: list[float], baseline: list[float]) -> dict[str, float]:
-    """The spread of per-round ratios (rounds where the baseline measured nothing left out)."""
-    ratios = [a / b for a, b in zip(values, baseline, strict=True) if b]
-    return spread(ratios or [float("nan")])
-
-
-def spread(values: list[float]) -> dict[str, float]:
-    """Median, quartiles and extremes of per-round ratios."""
-    if len(values) == 1:
-        return dict.fromkeys(("median", "q1", "q3", "min", "max"), values[0])
-    q1, median, q3 = statistics.quantiles(values, n=4, method="inclusive")
-    return {"median": median, "q1": q1, "q3": q3, "min": min(values), "max": max(values)}
-
-
 async def hold(server: Server, path: str, headers: tuple, total: int, concurrency: int) -> dict:
     """Open ``total`` connections and keep them: memory, time, CPU, echoes still answered."""
     process = psutil.Process(server.pid)
@@ -979,10 +967,13 @@ def print_report(report: dict[str, Any], run_: Run) -> None:
         print()
         print("This project against the baseline, in the same rounds (new / old):")
         print()
-        print("| measure | new / old | target |")
-        print("| --- | ---: | --- |")
+        print("Median of the per-round ratios (interquartile range), the median's confidence")
+        print("interval, and the target judged by that interval.")
+        print()
+        print("| measure | new / old | confidence interval | target |")
+        print("| --- | ---: | ---: | --- |")
         for name, r in report["new/old"].items():
-            print(f"| {name} | {ratio(r)} | {verdict(r['median'], 1.03)} |")
+            print(f"| {name} | {ratio(r)} | {interval(r)} | {decided(r, 1.03)} |")
     print()
     print(f"Took {report['minutes']} minutes.")
     if report["errors"]:

@@ -7,6 +7,7 @@ test machine mean nothing (benchmarks/README.md says how they are measured).
 import asyncio
 import json
 import math
+import random
 import shutil
 import subprocess
 import sys
@@ -118,3 +119,34 @@ def test_the_wire_client_answers_a_server_ping_and_reads_on() -> None:
     assert sent[0][0] == 0x8A  # a pong, masked as a client's frame
     mask, payload = sent[0][2:6], sent[0][6:]
     assert bytes(b ^ mask[i % 4] for i, b in enumerate(payload)) == b"beat"
+
+
+def test_the_median_interval_holds_the_median_as_often_as_it_says() -> None:
+    # Decides whether a ratio is under a target such as 1.03: too narrow and a
+    # run "meets" it by chance, too wide and no run ever decides.
+    sys.path.insert(0, str(TEMPLATE / "benchmarks"))
+    try:
+        import ratios  # benchmarks/ is not a package
+    finally:
+        sys.path.remove(str(TEMPLATE / "benchmarks"))
+    rng = random.Random(3)  # a repeatable sequence
+    assert ratios.median_interval([1.0, 2.0]) == (1.0, 2.0, 0.5)  # too few: the extremes
+    for rounds in (10, 40, 80):
+        trials, held = 3000, 0
+        for _ in range(trials):
+            # Skewed, as per-round ratios are; the true median is 1.0.
+            values = [math.exp(rng.gauss(0, 0.05)) ** 3 for _ in range(rounds)]
+            low, high, confidence = ratios.median_interval(values)
+            held += low <= 1.0 <= high
+        assert confidence >= 0.95
+        assert abs(held / trials - confidence) < 0.02, (rounds, held / trials, confidence)
+    # The ranks of the sign test's tables: the narrowest interval with 95 %.
+    for rounds, (low_rank, high_rank) in ((10, (2, 9)), (40, (14, 27)), (80, (31, 50))):
+        low, high, _ = ratios.median_interval([float(rank) for rank in range(1, rounds + 1)])
+        assert (low, high) == (low_rank, high_rank)
+    r = ratios.spread([1.00, 1.01, 1.01, 1.02, 1.02, 1.04, 1.04, 1.05, 1.05])
+    assert ratios.decided(r, 1.03) == "≤ 1.03: undecided"
+    assert ratios.decided(ratios.spread([1.0] * 9), 1.03) == "≤ 1.03: yes"
+    assert ratios.decided(ratios.spread([1.1] * 9), 1.03) == "≤ 1.03: NO"
+    few = ratios.spread([1.0, 1.02])
+    assert ratios.decided(few, 1.03) == "≤ 1.03: yes (median only: too few rounds)"
