@@ -31,7 +31,7 @@ from {{ cookiecutter.package_name }}.auth import (
     TOKEN_EXPIRED,
     mint_token,
 )
-from {{ cookiecutter.package_name }}.guard import GuardedConnection
+from {{ cookiecutter.package_name }}.guard import WebSocketGuard
 from {{ cookiecutter.package_name }}.identity import Identity, User
 from {{ cookiecutter.package_name }}.rejections import (
     close_message,
@@ -142,7 +142,7 @@ def endpoint(*, swallow: bool = False, seconds: float = 10, fail: bool = False) 
 
 
 async def serve(admission: OneAdmission, send: Recorder, app: Any) -> None:
-    await GuardedConnection(admission, dict(SCOPE), connect_message, send).serve(app)  # type: ignore[arg-type]
+    await WebSocketGuard(app, admission)(dict(SCOPE), connect_message, send)  # type: ignore[arg-type]
 
 
 def pending_timers() -> tuple[int, int]:
