@@ -18,6 +18,7 @@ from typing import Any
 import psutil
 import pytest
 from fastapi.testclient import TestClient
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import WebSocketDenialResponse
 from starlette.websockets import WebSocketDisconnect
@@ -25,6 +26,8 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
 from websocket_gatekeeper import __main__ as launcher
+from websocket_gatekeeper import metrics
+from websocket_gatekeeper.metrics import LocalCounts
 
 from cases import BEARER, ECHO_ENDPOINTS
 from live_server import PACKAGE, LiveServer
@@ -111,6 +114,37 @@ def test_open_connections_go_up_and_back_down(client: TestClient) -> None:
         now = open_connections(scrape(client))
         assert now - before == 2 * len(ECHO_ENDPOINTS)
     assert open_connections(scrape(client)) == before
+
+
+def test_counted_in_one_process_as_prometheus_clients_own_metrics_count() -> None:
+    # LocalCounts stands in for prometheus_client's metrics in one process: fed the
+    # same events, both must expose the same samples (bucket bounds included).
+    local, registry = LocalCounts(), CollectorRegistry()
+    refusals = Counter(*metrics.REFUSALS, ["strategy", "code"], registry=registry)
+    admissions = Counter(*metrics.ADMISSIONS, ["strategy"], registry=registry)
+    opened = Gauge(*metrics.CONNECTIONS_OPEN, registry=registry)
+    timed = Histogram(
+        *metrics.HANDSHAKE_SECONDS, ["strategy"], buckets=metrics.BUCKETS, registry=registry
+    )
+    durations = [0.0, 0.0001, 0.0005, 0.00050001, 0.001, 0.04, 0.1, 1.0, 1.5, 30.0]
+    for index, seconds in enumerate(durations):
+        strategy = "one" if index % 3 else "another"  # any two labels
+        local.timed(strategy, seconds)
+        timed.labels(strategy).observe(seconds)
+        local.refused(strategy, "missing_token")
+        refusals.labels(strategy, "missing_token").inc()
+        local.admitted(strategy)
+        admissions.labels(strategy).inc()
+        local.opened()
+        opened.inc()
+    local.closed()
+    opened.dec()
+    own = CollectorRegistry()
+    own.register(local)
+    expected = parse(generate_latest(registry).decode())
+    # prometheus_client's own counters also say when they were created; ours do not.
+    expected = {key: count for key, count in expected.items() if not key[0].endswith("_created")}
+    assert parse(generate_latest(own).decode()) == expected
 
 
 def test_openmetrics_when_the_scraper_asks_for_it(client: TestClient) -> None:

@@ -57,6 +57,18 @@ class Timed(Protocol):
     def deadline_passed(self, now: float) -> None: ...
 
 
+class Bucket(set[Timed]):
+    """The connections whose deadline falls in one slot. ``Deadlines.add`` hands it
+    back for ``discard``: a connection keeps a reference to a shared object, not
+    a number of its own."""
+
+    __slots__ = ("slot",)
+
+    def __init__(self, slot: int) -> None:
+        super().__init__()
+        self.slot = slot
+
+
 class Deadlines:
     """The moments live connections must be looked at again, on one event loop.
 
@@ -71,33 +83,30 @@ class Deadlines:
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
-        self._buckets: dict[int, set[Timed]] = {}
+        self._buckets: dict[int, Bucket] = {}
         self._slots: list[int] = []  # a heap of the buckets' slots (some emptied since)
         self._handle: asyncio.TimerHandle | None = None
         self._scheduled = 0  # the slot the handle fires for
         self._fired = 0  # every slot up to this one has fired
 
-    def add(self, connection: Timed, when: float) -> int:
+    def add(self, connection: Timed, when: float) -> Bucket:
         """Call ``connection.deadline_passed`` at ``when`` (loop time) or a little
-        later; returns the slot to ``discard`` it from."""
+        later; returns the bucket to ``discard`` it from."""
         slot = max(int(when / RESOLUTION) + 1, self._fired + 1)
         bucket = self._buckets.get(slot)
         if bucket is None:
-            bucket = self._buckets[slot] = set()
+            bucket = self._buckets[slot] = Bucket(slot)
             heapq.heappush(self._slots, slot)
             if self._handle is None or slot < self._scheduled:
                 self._schedule(slot)
         bucket.add(connection)
-        return slot
+        return bucket
 
-    def discard(self, connection: Timed, slot: int) -> None:
-        bucket = self._buckets.get(slot)
-        if bucket is None:
-            return
+    def discard(self, connection: Timed, bucket: Bucket) -> None:
         bucket.discard(connection)
-        if bucket:
-            return
-        del self._buckets[slot]
+        if bucket or self._buckets.get(bucket.slot) is not bucket:
+            return  # others wait in it, or its slot has fired
+        del self._buckets[bucket.slot]
         if not self._buckets:  # nothing waits: no timer either
             self._slots.clear()
             if self._handle is not None:
@@ -242,7 +251,9 @@ class Governance:
         self.message_limits = message_limits_of(message_limits)  # for MessageRate
         # Whether a message from the client needs a look at all (idle, rate).
         self.watches_messages = idle_seconds is not None or self.message_limits is not None
-        self._live: dict[str, set[Governed]] = {}  # identity -> its connections here
+        # identity -> its connections here (a dict as an ordered set: the smaller of
+        # the two once an identity holds many connections)
+        self._live: dict[str, dict[Governed, None]] = {}
         self._unleased: set[Governed] = set()
         self._admission: Admission | None = None
         self._revocations: Revocations | None = None
@@ -293,8 +304,8 @@ class Governance:
         """An admitted connection of ``identity`` starts."""
         connections = self._live.get(identity)
         if connections is None:
-            connections = self._live[identity] = set()
-        connections.add(connection)
+            connections = self._live[identity] = {}
+        connections[connection] = None
         if unleased:
             self._unleased.add(connection)
         # Revoked while its admission waited for the store: caught here.
@@ -304,7 +315,7 @@ class Governance:
     def end(self, connection: Governed, identity: str) -> None:
         connections = self._live.get(identity)
         if connections is not None:
-            connections.discard(connection)
+            connections.pop(connection, None)
             if not connections:
                 del self._live[identity]
         self._unleased.discard(connection)

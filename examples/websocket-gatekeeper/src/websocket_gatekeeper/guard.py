@@ -44,7 +44,7 @@ from . import accept_then_close, metrics, pre_accept
 from .admission import Admission, Admitted
 from .clients import client_address
 from .credentials import BEARER_SUBPROTOCOL
-from .governance import Deadlines, Governance, MessageRate, count_message
+from .governance import Bucket, Governance, MessageRate, count_message
 from .rejections import (
     IDLE_TIMEOUT,
     LIFETIME_EXCEEDED,
@@ -140,10 +140,7 @@ class WebSocketGuard:
         # for one more coroutine (and a WebSocket holds no extra frame for its life).
         if scope["type"] != "websocket":
             return self.app(scope, receive, send)
-        connection = GuardedConnection(
-            self.admission, scope, receive, send, self.governance, self.known
-        )
-        return connection.serve(self.app)
+        return GuardedConnection(self, scope, receive, send).serve(self.app)
 
 
 def guard_websockets(
@@ -171,15 +168,11 @@ class GuardedConnection:
 
     __slots__ = (
         "_accepted",
-        "_admission",
         "_counting",
         "_deadline",
         "_deadlines",
-        "_governance",
-        "_idle",
-        "_known",
+        "_guard",
         "_last_seen",
-        "_loop",
         "_rate",
         "_receive",
         "_refused",
@@ -195,18 +188,8 @@ class GuardedConnection:
         "scope",
     )
 
-    def __init__(
-        self,
-        admission: Admission,
-        scope: Scope,
-        receive: Receive,
-        send: Send,
-        governance: Governance = UNGOVERNED,
-        known: KnownPaths | None = None,
-    ) -> None:
-        self._admission = admission
-        self._governance = governance
-        self._known = known
+    def __init__(self, guard: WebSocketGuard, scope: Scope, receive: Receive, send: Send) -> None:
+        self._guard = guard  # its admission, governance and known paths
         self.scope = scope
         self._receive = receive
         self._send = send
@@ -220,16 +203,16 @@ class GuardedConnection:
         # stop() cancels this task (the endpoint's) when the connection must end.
         self._task: asyncio.Task[object] | None = None
         self._stopped_by: Rejection | None = None
-        self._deadlines: Deadlines | None = None  # this loop's, once admitted
-        self._deadline: int | None = None  # its slot there, while one is set
-        self._loop = asyncio.get_running_loop()
+        # The limits' deadlines on this loop (its clock is the connection's clock).
+        self._deadlines = guard.governance.deadlines_on(asyncio.get_running_loop())
+        self._deadline: Bucket | None = None  # where it waits there, while one is set
         self._started = self._last_seen = 0.0
-        self._idle = governance.idle_seconds
         self._rate: MessageRate | int = 0  # messages counted so far (count_message)
         self._counting = False  # whether receive must look at messages: from accept on
 
     async def serve(self, app: ASGIApp) -> None:
-        known = None if self._known is None else self._known.lookup(self.scope["path"])
+        paths = self._guard.known
+        known = None if paths is None else paths.lookup(self.scope["path"])
         self._task = asyncio.current_task()
         try:
             # Decided before routing, with the route's requirements from last time.
@@ -322,7 +305,7 @@ class GuardedConnection:
 
     def _accepting(self, message: Message) -> Message:
         self._accepted = True
-        self._counting = self._governance.watches_messages
+        self._counting = self._guard.governance.watches_messages
         admitted = self.admitted
         if admitted is not None and admitted.select_bearer and not message.get("subprotocol"):
             # The client sent its credential as "bearer.<base64url>" and also offered
@@ -334,10 +317,11 @@ class GuardedConnection:
         """Note a message from the client (idle) and count it against
         ``WS_MESSAGE_RATE_LIMIT``; True past the rate. Not ``async``: it runs for
         every message."""
-        now = self._loop.time()
-        if self._idle is not None:
+        now = self._deadlines.loop.time()
+        governance = self._guard.governance
+        if governance.idle_seconds is not None:
             self._last_seen = now
-        limits = self._governance.message_limits
+        limits = governance.message_limits
         if limits is None or self.admitted is None:
             return False
         count = count_message(self._rate, limits, self._started, now)
@@ -364,8 +348,8 @@ class GuardedConnection:
         requirements = requirements_of(self.scope)
         if requirements is self._requirements:
             return
-        if self._known is not None:
-            self._known.learn(self.scope["path"], requirements)
+        if self._guard.known is not None:
+            self._guard.known.learn(self.scope["path"], requirements)
         if self.admitted is not None:
             await self._release()  # the routes changed since the path was learnt
         await self._admit(requirements)
@@ -380,18 +364,19 @@ class GuardedConnection:
             return False
         self._requirements = requirements
         self._strategy = requirements.strategy
-        outcome = await self._admission.admit(self.scope, requirements, self._strategy)
+        admission, governance = self._guard.admission, self._guard.governance
+        outcome = await admission.admit(self.scope, requirements, self._strategy)
         if isinstance(outcome, Rejection):
             await self._refuse(outcome)
             return False
         self.admitted = outcome
-        metrics.CONNECTIONS_OPEN.inc()
-        self._started = self._last_seen = self._loop.time()
+        metrics.connection_opened()
+        self._started = self._last_seen = self._deadlines.loop.time()
         if outcome.identity is None:
             self.scope["user"], self.scope["auth"] = UnauthenticatedUser(), AuthCredentials()
         else:
             self.scope["user"], self.scope["auth"] = outcome.identity.user, outcome.identity.auth
-            self._governance.open(self, outcome.identity.user.identity, outcome.unleased)
+            governance.open(self, outcome.identity.user.identity, outcome.unleased)
             if self._stopped_by is not None:  # revoked while it was being admitted
                 await self._refuse(self._stopped_by)
                 return False
@@ -404,19 +389,20 @@ class GuardedConnection:
         admitted, self.admitted = self.admitted, None
         if admitted is None:
             return
-        metrics.CONNECTIONS_OPEN.dec()
+        metrics.connection_closed()
         if admitted.identity is not None:
-            self._governance.end(self, admitted.identity.user.identity)
-        await self._admission.release(admitted)
+            self._guard.governance.end(self, admitted.identity.user.identity)
+        await self._guard.admission.release(admitted)
 
     def _next_limit(self) -> tuple[float, Rejection] | None:
         """The earliest moment a limit ends this connection, and which one."""
         limit = None
-        lifetime = self._governance.lifetime_seconds
+        governance = self._guard.governance
+        lifetime = governance.lifetime_seconds
         if lifetime is not None:
             limit = (self._started + lifetime, LIFETIME_EXCEEDED)
-        if self._idle is not None:
-            idle = self._last_seen + self._idle
+        if governance.idle_seconds is not None:
+            idle = self._last_seen + governance.idle_seconds
             if limit is None or idle < limit[0]:
                 limit = (idle, IDLE_TIMEOUT)
         return limit
@@ -426,11 +412,10 @@ class GuardedConnection:
         self._disarm()
         limit = self._next_limit()
         if limit is not None and not self.ended:
-            self._deadlines = self._governance.deadlines_on(self._loop)
             self._deadline = self._deadlines.add(self, limit[0])
 
     def _disarm(self) -> None:
-        if self._deadline is not None and self._deadlines is not None:
+        if self._deadline is not None:
             self._deadlines.discard(self, self._deadline)
             self._deadline = None
 
@@ -440,7 +425,7 @@ class GuardedConnection:
         per message."""
         self._deadline = None
         limit = self._next_limit()
-        if limit is None or self._deadlines is None:
+        if limit is None:
             return
         if limit[0] <= now:
             self.stop(limit[1])
@@ -461,7 +446,7 @@ class GuardedConnection:
                     client_address(self.scope),
                     rejection.code,
                 )
-            if self._admission.opaque:
+            if self._guard.admission.opaque:
                 rejection = OPAQUE
         else:
             logger.info(
