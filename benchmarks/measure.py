@@ -52,7 +52,7 @@ from typing import Any, NamedTuple
 
 import psutil
 
-from ratios import decided, interval, paired
+from ratios import decided, interval, paired, verdict
 from wire_client import (
     MESSAGE,
     Held,
@@ -882,10 +882,6 @@ def measure(run_: Run) -> dict[str, Any]:
 
 def ratio(r: dict[str, float]) -> str:
     return f"{r['median']:.2f} ({r['q1']:.2f}-{r['q3']:.2f})"
-
-
-def verdict(value: float, target: float) -> str:
-    return f"≤ {target:.2f}: {'yes' if value <= target else 'NO'}"
 
 
 def print_report(report: dict[str, Any], run_: Run) -> None:

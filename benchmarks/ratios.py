@@ -57,13 +57,17 @@ def median_interval(values: list[float], wanted: float = 0.95) -> tuple[float, f
     return ordered[k - 1], ordered[n - k], confidence(k)
 
 
+def verdict(value: float, target: float) -> str:
+    """Whether one figure (a median) is under ``target``."""
+    return f"≤ {target:.2f}: {'yes' if value <= target else 'NO'}"
+
+
 def decided(r: dict[str, float], target: float, wanted: float = 0.95) -> str:
     """Whether the median ratio is under ``target``, judged by its confidence
     interval: undecided while the interval reaches across the target. With too
     few rounds for an interval (the memory runs), the median alone, saying so."""
     if r["confidence"] < wanted:
-        answer = "yes" if r["median"] <= target else "NO"
-        return f"≤ {target:.2f}: {answer} (median only: too few rounds)"
+        return f"{verdict(r['median'], target)} (median only: too few rounds)"
     if r["high"] <= target:
         answer = "yes"
     elif r["low"] > target:
